@@ -1,0 +1,47 @@
+/**
+ * Where cxr reads and writes, each overridable by an environment variable so that notebooks,
+ * the CLI, the server, tests and CI agree without copying data into the project.
+ */
+import { join, resolve } from "node:path";
+
+function env(name: string): string | undefined {
+  try {
+    const v = Deno.env.get(name);
+    return v === undefined || v === "" ? undefined : v;
+  } catch {
+    return undefined; // no --allow-env: use defaults
+  }
+}
+
+/** Repository root (the folder holding deno.json). */
+export const PROJECT_ROOT: string = resolve(new URL("../..", import.meta.url).pathname);
+
+/** Kaggle-layout dataset root `chest_xray/` (`CXR_DATA`, default `data/chest_xray`). */
+export function dataDir(): string {
+  return resolve(env("CXR_DATA") ?? join(PROJECT_ROOT, "data", "chest_xray"));
+}
+
+/** All generated files (`CXR_OUTPUTS`, default `outputs/`). */
+export function outputsDir(): string {
+  return resolve(env("CXR_OUTPUTS") ?? join(PROJECT_ROOT, "outputs"));
+}
+
+/** Activation cache (`CXR_CACHE`, default `outputs/cache`). */
+export function cacheDir(): string {
+  return resolve(env("CXR_CACHE") ?? join(outputsDir(), "cache"));
+}
+
+/** Training runs (`outputs/runs/<run-id>`). */
+export function runsDir(): string {
+  return join(outputsDir(), "runs");
+}
+
+/** The read-only shared material (`CXR_SHARED`, default `../shared` beside the repo). */
+export function sharedDir(): string {
+  return resolve(env("CXR_SHARED") ?? join(PROJECT_ROOT, "..", "shared"));
+}
+
+/** `../shared/reference` (formula weights' reference outputs, layouts, DenseNet h5). */
+export function referenceDir(): string {
+  return join(sharedDir(), "reference");
+}

@@ -1,0 +1,144 @@
+/**
+ * Progress reporting for long work (decode, feature extraction, epochs, downloads).
+ *
+ * In a terminal it redraws one line (items, rate, ETA, extra fields); elsewhere (CI logs,
+ * notebooks, pipes) it prints a line at most every `minIntervalMs` so logs stay readable.
+ */
+
+export interface ProgressOptions {
+  /** Total number of items (or bytes), if known. */
+  total?: number;
+  /** Unit shown after the rate, e.g. "img", "B". */
+  unit?: string;
+  /** Minimum milliseconds between two redraws / log lines. */
+  minIntervalMs?: number;
+  /** Where to write; defaults to stderr. */
+  write?: (text: string) => void;
+  /** Force plain line mode (no carriage returns). Default: auto (TTY -> redraw). */
+  plain?: boolean;
+  /** Silence entirely. */
+  quiet?: boolean;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m > 0
+    ? `${m}m${String(sec).padStart(2, "0")}s`
+    : `${sec}s`;
+}
+
+function formatCount(n: number, unit: string): string {
+  if (unit === "B") {
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let v = n;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+  }
+  return String(n);
+}
+
+function isTerminal(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** A progress bar: `tick(n)` as work completes, `done()` at the end. */
+export class Progress {
+  readonly label: string;
+  total: number | undefined;
+  done_ = 0;
+  private readonly unit: string;
+  private readonly minIntervalMs: number;
+  private readonly write: (text: string) => void;
+  private readonly plain: boolean;
+  private readonly quiet: boolean;
+  private readonly start = performance.now();
+  private lastDraw = 0;
+  private fields: Record<string, string | number> = {};
+
+  constructor(label: string, options: ProgressOptions = {}) {
+    this.label = label;
+    this.total = options.total;
+    this.unit = options.unit ?? "it";
+    const tty = isTerminal();
+    this.plain = options.plain ?? !tty;
+    this.minIntervalMs = options.minIntervalMs ?? (this.plain ? 5000 : 100);
+    this.quiet = options.quiet ?? false;
+    const encoder = new TextEncoder();
+    this.write = options.write ??
+      ((text: string) => Deno.stderr.writeSync(encoder.encode(text)));
+  }
+
+  /** Items per second since start. */
+  get rate(): number {
+    const elapsed = (performance.now() - this.start) / 1000;
+    return elapsed > 0 ? this.done_ / elapsed : 0;
+  }
+
+  /** Seconds since start. */
+  get elapsedSeconds(): number {
+    return (performance.now() - this.start) / 1000;
+  }
+
+  /** Record `n` more finished items and optional extra fields (e.g. running loss). */
+  tick(n = 1, fields?: Record<string, string | number>): void {
+    this.done_ += n;
+    if (fields) this.fields = { ...this.fields, ...fields };
+    const now = performance.now();
+    if (now - this.lastDraw >= this.minIntervalMs) {
+      this.lastDraw = now;
+      this.draw(false);
+    }
+  }
+
+  /** One status line: `label 120/5216 (2%) 27.1 img/s ETA 3m08s loss=0.41`. */
+  line(): string {
+    const rate = this.rate;
+    const parts = [this.label];
+    if (this.total !== undefined) {
+      const pct = this.total > 0 ? Math.floor((100 * this.done_) / this.total) : 100;
+      parts.push(
+        `${formatCount(this.done_, this.unit)}/${formatCount(this.total, this.unit)} (${pct}%)`,
+      );
+    } else {
+      parts.push(formatCount(this.done_, this.unit));
+    }
+    parts.push(
+      this.unit === "B" ? `${formatCount(rate, "B")}/s` : `${rate.toFixed(1)} ${this.unit}/s`,
+    );
+    if (this.total !== undefined && this.done_ < this.total && rate > 0) {
+      parts.push(`ETA ${formatDuration((this.total - this.done_) / rate)}`);
+    } else {
+      parts.push(`in ${formatDuration(this.elapsedSeconds)}`);
+    }
+    for (const [k, v] of Object.entries(this.fields)) {
+      parts.push(`${k}=${typeof v === "number" ? v.toFixed(4) : v}`);
+    }
+    return parts.join(" ");
+  }
+
+  private draw(final: boolean): void {
+    if (this.quiet) return;
+    if (this.plain) this.write(this.line() + "\n");
+    else this.write("\r\x1b[2K" + this.line() + (final ? "\n" : ""));
+  }
+
+  /** Final line (always printed unless quiet). */
+  done(fields?: Record<string, string | number>): void {
+    if (fields) this.fields = { ...this.fields, ...fields };
+    this.draw(true);
+  }
+}
