@@ -28,8 +28,8 @@ export interface InputSpec {
   kind: "InputLayer";
   name: string;
   inputs: [];
-  /** [height, width, channels]; null spatial sizes allowed as in Keras. */
-  shape: [number | null, number | null, number];
+  /** [height, width, channels], or [features] for a cut inside the head; null = any size. */
+  shape: (number | null)[];
 }
 
 export interface Conv2DSpec extends LayerBase {

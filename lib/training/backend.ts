@@ -9,6 +9,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../util/paths.ts";
+import { EXTRA_WASM_KERNELS, registerWasmTrainingKernels } from "./wasm_kernels.ts";
 
 export { tf };
 
@@ -59,11 +60,15 @@ export async function initBackend(prefer: BackendPreference = "auto"): Promise<B
   if (prefer === "auto" || prefer === "wasm") {
     try {
       setWasmPaths(wasmDistUrl());
+      registerWasmTrainingKernels();
       if (await tf.setBackend("wasm")) {
         await tf.ready();
         return (current = {
           name: "wasm",
-          detail: [...tried, "wasm (single-threaded)"].join("; "),
+          detail: [
+            ...tried,
+            `wasm (single-threaded, XNNPACK; cxr adds ${EXTRA_WASM_KERNELS.join(", ")})`,
+          ].join("; "),
         });
       }
     } catch (e) {

@@ -1,0 +1,64 @@
+/**
+ * `deno task models:summary --model densenet121 [--trainable-from LAYER] [--head] [--json]`:
+ * a Keras-style summary of one of the three bases (notop, 224x224x3).
+ */
+import { parseArgs } from "node:util";
+import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../models/registry.ts";
+import { withHead } from "../models/head.ts";
+import { formatSummary, summarize } from "../models/summary.ts";
+
+const USAGE = `usage: deno task models:summary --model <${NET_NAMES.join("|")}> [options]
+  --model NAME            network (case-insensitive)
+  --trainable-from LAYER  layers from LAYER on (Keras order) are trainable, earlier ones frozen;
+                          "default" = the net's fine-tuning default (${
+  NET_NAMES.map((n) => `${n}: ${NET_INFO[n].defaultUnfreezeFrom ?? "none"}`).join(", ")
+})
+  --include-top           the ImageNet classifier top (as include_top=True)
+  --head                  append cxr's head (head_pool, head_dropout, head_dense)
+  --json                  print the summary as JSON
+  --help                  this text`;
+
+export function main(args: string[]): number {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: "string" },
+        "trainable-from": { type: "string" },
+        "include-top": { type: "boolean", default: false },
+        head: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    }));
+  } catch (e) {
+    console.error(`models:summary: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.model) {
+    console.error(`models:summary: --model is required\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const net = parseNetName(values.model);
+    let spec = getNetSpec(net, { includeTop: values["include-top"] });
+    if (values.head) spec = withHead(spec);
+    let from = values["trainable-from"] ?? null;
+    if (from === "default") from = NET_INFO[net].defaultUnfreezeFrom;
+    const summary = summarize(spec, from);
+    console.log(values.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+    return 0;
+  } catch (e) {
+    console.error(`models:summary: ${(e as Error).message}`);
+    return 2;
+  }
+}
+
+if (import.meta.main) Deno.exit(main(Deno.args));

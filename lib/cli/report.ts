@@ -1,0 +1,79 @@
+/**
+ * `deno task report [--runs id,id] [--out DIR] [--reevaluate] [--gradcam N]`
+ *
+ * Writes outputs/report.md and outputs/report.html comparing runs (default: the latest finished
+ * run of each net in outputs/runs).
+ */
+import { parseArgs } from "node:util";
+import { latestRunsPerNet, writeReport } from "../reporting/report.ts";
+import { resolveRunDir } from "./evaluate.ts";
+import { runsDir } from "../util/paths.ts";
+
+const USAGE = `usage: deno task report [options]
+
+  --runs ID,ID,...   run ids (or run directories); default: latest finished run per net
+  --out DIR          where report.md, report.html and report_files/ go (default outputs/)
+  --reevaluate       recompute evaluation.json and charts even when present
+  --gradcam N        make N Grad-CAM examples per case (correct/wrong x class) for runs that
+                     have a classifier.onnx but no gradcam/ folder (default 0: use what exists)
+  -h, --help`;
+
+export async function main(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        runs: { type: "string" },
+        out: { type: "string" },
+        reevaluate: { type: "boolean" },
+        gradcam: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const gradcamPerCase = v.gradcam === undefined ? 0 : Number(v.gradcam);
+  if (!Number.isInteger(gradcamPerCase) || gradcamPerCase < 0) {
+    console.error(`error: --gradcam must be a whole number >= 0\n${USAGE}`);
+    return 2;
+  }
+  try {
+    const runDirs = v.runs
+      ? await Promise.all(v.runs.split(",").map((s) => s.trim()).filter(Boolean).map(resolveRunDir))
+      : await latestRunsPerNet();
+    if (runDirs.length === 0) {
+      throw new Error(
+        `no finished runs with predictions in ${runsDir()}; train with \`deno task train\` or pass --runs`,
+      );
+    }
+    if (gradcamPerCase > 0) {
+      const { writeGradcamExamples } = await import("../reporting/gradcam_examples.ts");
+      for (const dir of runDirs) {
+        try {
+          const n = await writeGradcamExamples(dir, { perCase: gradcamPerCase });
+          console.error(`${dir}: ${n} Grad-CAM examples`);
+        } catch (e) {
+          console.error(`warning: no Grad-CAM examples for ${dir}: ${(e as Error).message}`);
+        }
+      }
+    }
+    const out = await writeReport({ runDirs, outDir: v.out, reevaluate: v.reevaluate });
+    console.log(`wrote ${out.md}\nwrote ${out.html}`);
+    return 0;
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

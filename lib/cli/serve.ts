@@ -1,0 +1,202 @@
+/**
+ * `deno task serve`: the inference API and clinical-test page over trained classifiers.
+ *
+ *   deno task serve                      # every run in outputs/runs with a classifier.onnx
+ *   deno task serve --run <run-id|dir>   # one or more runs (repeat the flag)
+ *   deno task serve --model x.onnx       # an ONNX file with classifier.json beside it
+ *   deno task serve --demo               # formula-weights demo classifier (not ImageNet)
+ */
+import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { gradCamExplainer } from "../explain/gradcam.ts";
+import { type Classifier, loadClassifier } from "../inference/classifier.ts";
+import { CLASSIFIER_ONNX_FILE } from "../inference/meta.ts";
+import { defaultAnchors, writeSyntheticClassifier } from "../inference/synthetic.ts";
+import { parseNetName } from "../models/registry.ts";
+import type { NetName } from "../models/spec.ts";
+import { startServer } from "../serving/server.ts";
+import { cacheDir, dataDir, runsDir, sharedDir } from "../util/paths.ts";
+
+const USAGE = `usage: deno task serve [options]
+  --run <id|dir>        serve a training run (repeatable); default: every run with ${CLASSIFIER_ONNX_FILE}
+  --model <file.onnx>   serve an ONNX classifier with classifier.json beside it (repeatable)
+  --demo                serve a formula-weights demo classifier (NOT ImageNet, not trained)
+  --demo-net <net>      net of the demo classifier (default densenet121)
+  --host <addr>         bind address (default 127.0.0.1, loopback only)
+  --port <n>            port (default 8080; 0 picks a free one)
+  --max-upload-mb <n>   upload limit in MB (default 20)
+  --max-megapixels <n>  image size limit (default 50)
+  --concurrency <n>     predictions at once (default 2)
+  --queue <n>           waiting requests before 503 (default 64)
+  --timeout-ms <n>      per-request limit (default 30000)
+  --threads <n>         ONNX Runtime threads per model (default: ORT's choice)
+  --quiet               no access log
+  -h, --help            this help`;
+
+function positive(
+  name: string,
+  v: string | undefined,
+  fallback: number,
+  allowZero = false,
+): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
+    throw new Error(
+      `--${name} must be a ${allowZero ? "non-negative" : "positive"} number, got "${v}"`,
+    );
+  }
+  return n;
+}
+
+function trainDir(): string {
+  const local = join(dataDir(), "train");
+  return existsSync(local) ? local : join(sharedDir(), "data", "chest_xray", "train");
+}
+
+/** Run dirs to serve: explicit ids/paths, or every run with a classifier.onnx. */
+function findRuns(runs: string[]): string[] {
+  if (runs.length > 0) {
+    return runs.map((r) => {
+      const dir = isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r);
+      if (!existsSync(join(dir, CLASSIFIER_ONNX_FILE))) {
+        throw new Error(`run "${r}": no ${CLASSIFIER_ONNX_FILE} in ${dir}`);
+      }
+      return dir;
+    });
+  }
+  if (!existsSync(runsDir())) return [];
+  return [...Deno.readDirSync(runsDir())]
+    .filter((e) => e.isDirectory && existsSync(join(runsDir(), e.name, CLASSIFIER_ONNX_FILE)))
+    .map((e) => join(runsDir(), e.name))
+    .sort();
+}
+
+async function loadAll(
+  runs: string[],
+  models: string[],
+  demo: NetName | null,
+  threads: number | undefined,
+  log: (s: string) => void,
+): Promise<Classifier[]> {
+  const sources: (string | { onnxPath: string })[] = [
+    ...runs,
+    ...models.map((m) => ({ onnxPath: m })),
+  ];
+  if (demo) {
+    const dir = join(cacheDir(), `demo-classifier-${demo}`);
+    if (!existsSync(join(dir, CLASSIFIER_ONNX_FILE))) {
+      log(`building the ${demo} demo classifier (formula weights, not ImageNet) in ${dir}`);
+      await writeSyntheticClassifier(dir, { net: demo, anchors: defaultAnchors(trainDir()) });
+    }
+    sources.push(dir);
+  }
+  const out: Classifier[] = [];
+  for (const s of sources) {
+    const c = await loadClassifier(s, { threads });
+    log(
+      `loaded ${c.id} (${c.net}, weights ${c.weights.label}, threshold ${c.threshold.value} ${c.threshold.method})`,
+    );
+    out.push(c);
+  }
+  return out;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        run: { type: "string", multiple: true },
+        model: { type: "string", multiple: true },
+        demo: { type: "boolean" },
+        "demo-net": { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "max-upload-mb": { type: "string" },
+        "max-megapixels": { type: "string" },
+        concurrency: { type: "string" },
+        queue: { type: "string" },
+        "timeout-ms": { type: "string" },
+        threads: { type: "string" },
+        quiet: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = values.quiet ? () => {} : (s: string) => console.log(s);
+  let opts;
+  try {
+    opts = {
+      port: positive("port", values.port, 8080, true),
+      maxBytes: positive("max-upload-mb", values["max-upload-mb"], 20) * 1024 * 1024,
+      maxPixels: positive("max-megapixels", values["max-megapixels"], 50) * 1e6,
+      concurrency: positive("concurrency", values.concurrency, 2),
+      queue: positive("queue", values.queue, 64, true),
+      timeoutMs: positive("timeout-ms", values["timeout-ms"], 30_000),
+      threads: values.threads ? positive("threads", values.threads, 0) : undefined,
+      demo: values.demo ? parseNetName(values["demo-net"] ?? "densenet121") : null,
+    };
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  let runs: string[];
+  try {
+    runs = findRuns(values.run ?? []);
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}`);
+    return 1;
+  }
+  const models = values.model ?? [];
+  if (runs.length === 0 && models.length === 0 && !opts.demo) {
+    console.error(
+      `serve: no classifier to serve: no run in ${runsDir()} has ${CLASSIFIER_ONNX_FILE}.\n` +
+        `Train one (deno task train), pass --run/--model, or try --demo (formula weights, not ImageNet).`,
+    );
+    return 1;
+  }
+  const classifiers = loadAll(runs, models, opts.demo, opts.threads, log);
+  const server = await startServer({
+    classifiers,
+    explain: gradCamExplainer,
+    hostname: values.host ?? "127.0.0.1",
+    port: opts.port,
+    limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },
+    maxConcurrent: opts.concurrency,
+    maxQueue: opts.queue,
+    timeoutMs: opts.timeoutMs,
+    log,
+  });
+  console.log(
+    `cxr serving on ${server.url}/ (API: ${server.url}/openapi.json). Research prototype, not a diagnostic device.`,
+  );
+  try {
+    await classifiers;
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}`);
+    await server.close();
+    return 1;
+  }
+  const stop = () => server.close();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await server.finished;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  for (const c of await classifiers) await c.close();
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,379 @@
+/**
+ * Evaluate a saved run directory: choose the operating point on validation, apply it unchanged
+ * to every other split (test, external folders), attach bootstrap CIs, and write
+ * `evaluation.json` and the charts (`charts/*.svg|png`).
+ */
+import { basename, join } from "node:path";
+import { bootstrapCI, type MetricCIs, wilsonInterval } from "./bootstrap.ts";
+import { calibrationBins, computeMetrics, type Metrics, prCurve, rocCurve } from "./metrics.ts";
+import {
+  chooseThreshold,
+  parseThresholdMethod,
+  type ThresholdMethod,
+  thresholdSweep,
+} from "./threshold.ts";
+import {
+  calibrationChart,
+  confusionChart,
+  type EpochRecord,
+  prChart,
+  rocChart,
+  thresholdSweepChart,
+  trainingCurves,
+  type VlSpec,
+} from "../charts/specs.ts";
+import { writeChart } from "../charts/render.ts";
+
+/** One prediction as stored in `predictions-<split>.json`. */
+export interface PredictionItem {
+  rel: string;
+  sha256?: string;
+  patient?: string;
+  label: 0 | 1;
+  prob: number;
+}
+
+/** `predictions-<split>.json`. `source` says where images came from when not the run's data. */
+export interface PredictionsFile {
+  split: string;
+  items: PredictionItem[];
+  source?: { dataRoot?: string; split?: string; createdAt?: string };
+}
+
+/** The parts of config.json the evaluation reads (everything optional: older runs). */
+export interface RunConfigView {
+  runId?: string;
+  net?: string;
+  profile?: string;
+  protocol?: string;
+  thresholdMethod?: string;
+  weights?: {
+    choice?: string;
+    source?: string;
+    md5?: string;
+    label?: string;
+    isImageNet?: boolean;
+  };
+  data?: { root?: string; manifestSha256?: string; sha256?: string };
+  split?: { protocol?: string; counts?: Record<string, number>; leaks?: unknown };
+  backend?: string | { name?: string; detail?: string };
+  gitCommit?: string;
+  createdAt?: string;
+}
+
+/** Proportions that also get a Wilson interval (image-level; robust for tiny sets). */
+export type WilsonMetric = "accuracy" | "sensitivity" | "specificity" | "ppv" | "npv";
+
+/** Metrics and intervals of one split at the validation-chosen threshold. */
+export interface SplitEvaluation {
+  metrics: Metrics;
+  ci: MetricCIs;
+  wilson: Record<WilsonMetric, [number, number]>;
+  /** "patient" when whole patients were resampled, "image" otherwise. */
+  ciResampling: "patient" | "image";
+  patients: number | null;
+  predictionsFile: string;
+  source?: PredictionsFile["source"];
+}
+
+/** `evaluation.json` (NaN metrics are written as null). */
+export interface Evaluation {
+  runId: string;
+  net: string | null;
+  threshold: {
+    method: ThresholdMethod;
+    value: number;
+    val_sensitivity: number;
+    val_specificity: number;
+  };
+  splits: Record<string, SplitEvaluation>;
+  notImageNet: boolean;
+  weightsLabel: string;
+  prAucDefinition: "average precision";
+  bootstrap: { iterations: number; seed: number; level: 0.95 };
+  /** Chart name -> path relative to the run directory, without extension (.svg and .png exist). */
+  charts: Record<string, string>;
+  createdAt: string;
+}
+
+export interface EvaluateOptions {
+  /** Threshold method; default: config.json's thresholdMethod, else "sens95". */
+  method?: ThresholdMethod;
+  iterations?: number;
+  seed?: number;
+  /** Render charts (default true). */
+  charts?: boolean;
+}
+
+const DISPLAY: Record<string, string> = {
+  vgg16: "VGG16",
+  resnet50: "ResNet50",
+  densenet121: "DenseNet121",
+};
+
+/** "VGG16" etc. for a net name, or the name itself. */
+export function displayName(net: string | null | undefined): string {
+  return net ? DISPLAY[net.toLowerCase()] ?? net : "model";
+}
+
+/** Read and parse JSON; errors name the file. */
+export async function readJson<T>(path: string): Promise<T> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Load and validate a predictions file; errors name the file and the bad field. */
+export async function loadPredictions(path: string): Promise<PredictionsFile> {
+  const raw = await readJson<Partial<PredictionsFile>>(path);
+  if (!raw || !Array.isArray(raw.items)) throw new Error(`${path}: missing "items" array`);
+  raw.items.forEach((it, i) => {
+    if (it.label !== 0 && it.label !== 1) {
+      throw new Error(`${path}: items[${i}].label = ${JSON.stringify(it.label)}, expected 0 or 1`);
+    }
+    if (typeof it.prob !== "number" || !(it.prob >= 0 && it.prob <= 1)) {
+      throw new Error(`${path}: items[${i}].prob = ${JSON.stringify(it.prob)}, expected [0, 1]`);
+    }
+  });
+  if (raw.items.length === 0) throw new Error(`${path}: no predictions`);
+  return { split: raw.split ?? splitKeyOf(path), items: raw.items, source: raw.source };
+}
+
+/** `predictions-test.json` -> "test"; `predictions-ext-foo-test.json` -> "ext-foo-test". */
+export function splitKeyOf(path: string): string {
+  const m = /^predictions-(.+)\.json$/.exec(basename(path));
+  if (!m) throw new Error(`${path} is not a predictions-<split>.json file`);
+  return m[1];
+}
+
+/** All `predictions-*.json` files of a run, val first, then test, then the rest by name. */
+export async function listPredictionFiles(runDir: string): Promise<Record<string, string>> {
+  const keys: string[] = [];
+  for await (const e of Deno.readDir(runDir)) {
+    if (e.isFile && /^predictions-.+\.json$/.test(e.name)) keys.push(splitKeyOf(e.name));
+  }
+  const rank = (k: string) => (k === "val" ? 0 : k === "test" ? 1 : 2);
+  keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return Object.fromEntries(keys.map((k) => [k, join(runDir, `predictions-${k}.json`)]));
+}
+
+function splitTitle(key: string): string {
+  return key === "val" ? "validation" : key;
+}
+
+/** Evaluate one split at a fixed threshold, with patient-level CIs when patient ids exist. */
+export function evaluateSplit(
+  preds: PredictionsFile,
+  threshold: number,
+  opts: { iterations?: number; seed?: number; predictionsFile?: string } = {},
+): SplitEvaluation {
+  const labels = preds.items.map((it) => it.label);
+  const probs = preds.items.map((it) => it.prob);
+  const hasPatients = preds.items.every((it) => typeof it.patient === "string" && it.patient);
+  const groups = hasPatients ? preds.items.map((it) => it.patient as string) : undefined;
+  const metrics = computeMetrics(labels, probs, threshold);
+  const { tp, fp, tn, fn } = metrics.confusion;
+  return {
+    metrics,
+    wilson: {
+      accuracy: wilsonInterval(tp + tn, metrics.n),
+      sensitivity: wilsonInterval(tp, tp + fn),
+      specificity: wilsonInterval(tn, tn + fp),
+      ppv: wilsonInterval(tp, tp + fp),
+      npv: wilsonInterval(tn, tn + fn),
+    },
+    ci: bootstrapCI(labels, probs, threshold, {
+      groups,
+      iterations: opts.iterations ?? 1000,
+      seed: opts.seed ?? 42,
+    }),
+    ciResampling: groups ? "patient" : "image",
+    patients: groups ? new Set(groups).size : null,
+    predictionsFile: opts.predictionsFile ?? "",
+    ...(preds.source ? { source: preds.source } : {}),
+  };
+}
+
+/** Title suffix that keeps "not ImageNet" next to every number drawn. */
+export function weightsTag(config: RunConfigView | null): { notImageNet: boolean; label: string } {
+  const w = config?.weights;
+  const notImageNet = w?.isImageNet !== true;
+  const label = w?.label ?? (w?.choice ? `${w.choice}` : "unknown weights");
+  return {
+    notImageNet,
+    label: notImageNet && !/not ImageNet/i.test(label) ? `${label} (not ImageNet)` : label,
+  };
+}
+
+/** Read config.json of a run, or null when absent. */
+export async function readRunConfig(runDir: string): Promise<RunConfigView | null> {
+  const p = join(runDir, "config.json");
+  return (await exists(p)) ? await readJson<RunConfigView>(p) : null;
+}
+
+/** Evaluate a run directory and write evaluation.json (+ charts). */
+export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): Promise<Evaluation> {
+  const config = await readRunConfig(runDir);
+  const method = opts.method ??
+    (config?.thresholdMethod ? parseThresholdMethod(config.thresholdMethod) : "sens95");
+  const files = await listPredictionFiles(runDir);
+  if (!files.val) {
+    throw new Error(
+      `no predictions-val.json in ${runDir}: the threshold is chosen on validation, so it is required`,
+    );
+  }
+  const preds: Record<string, PredictionsFile> = {};
+  for (const [key, path] of Object.entries(files)) preds[key] = await loadPredictions(path);
+  const val = preds.val;
+  const chosen = chooseThreshold(
+    val.items.map((i) => i.label),
+    val.items.map((i) => i.prob),
+    method,
+  );
+  const iterations = opts.iterations ?? 1000;
+  const seed = opts.seed ?? 42;
+  const splits: Record<string, SplitEvaluation> = {};
+  for (const [key, p] of Object.entries(preds)) {
+    splits[key] = evaluateSplit(p, chosen.value, {
+      iterations,
+      seed,
+      predictionsFile: basename(files[key]),
+    });
+  }
+  const tag = weightsTag(config);
+  const runId = config?.runId ?? basename(runDir);
+  const evaluation: Evaluation = {
+    runId,
+    net: config?.net ?? null,
+    threshold: {
+      method,
+      value: chosen.value,
+      val_sensitivity: chosen.sensitivity,
+      val_specificity: chosen.specificity,
+    },
+    splits,
+    notImageNet: tag.notImageNet,
+    weightsLabel: tag.label,
+    prAucDefinition: "average precision",
+    bootstrap: { iterations, seed, level: 0.95 },
+    charts: {},
+    createdAt: new Date().toISOString(),
+  };
+  if (opts.charts ?? true) {
+    evaluation.charts = await writeRunCharts(runDir, evaluation, preds, config);
+  }
+  await Deno.writeTextFile(join(runDir, "evaluation.json"), JSON.stringify(evaluation, null, 2));
+  return evaluation;
+}
+
+/** Build every chart spec of a run (also used by notebooks to display them inline). */
+export async function runChartSpecs(
+  runDir: string,
+  evaluation: Evaluation,
+  preds: Record<string, PredictionsFile>,
+  config: RunConfigView | null,
+): Promise<Record<string, VlSpec>> {
+  const model = displayName(evaluation.net ?? config?.net);
+  const suffix = evaluation.notImageNet ? ` — ${evaluation.weightsLabel}` : "";
+  const t = evaluation.threshold;
+  const specs: Record<string, VlSpec> = {};
+  const historyPath = join(runDir, "history.json");
+  if (await exists(historyPath)) {
+    const history = await readJson<{ epochs?: EpochRecord[] }>(historyPath);
+    if (history.epochs?.length) {
+      specs.training = trainingCurves(history.epochs, {
+        title: `${model}: training vs validation${suffix}`,
+      });
+    }
+  }
+  const rocSeries = [];
+  const prSeries = [];
+  const rocPoints = [];
+  const prPoints = [];
+  const calib = [];
+  for (const [key, p] of Object.entries(preds)) {
+    const labels = p.items.map((i) => i.label);
+    const probs = p.items.map((i) => i.prob);
+    const m = evaluation.splits[key].metrics;
+    const name = `${splitTitle(key)} (n=${m.n})`;
+    calib.push({ name, bins: calibrationBins(labels, probs) });
+    if (m.positives === 0 || m.negatives === 0) continue; // no curve with one class
+    const roc = rocCurve(labels, probs);
+    const pr = prCurve(labels, probs);
+    rocSeries.push({ name, fpr: roc.fpr, tpr: roc.tpr, auc: m.rocAuc });
+    prSeries.push({ name, precision: pr.precision, recall: pr.recall, ap: m.prAuc });
+    rocPoints.push({
+      fpr: 1 - m.specificity,
+      tpr: m.sensitivity,
+      label: `${splitTitle(key)} @ ${t.value.toFixed(3)}`,
+    });
+    if (Number.isFinite(m.ppv)) {
+      prPoints.push({
+        recall: m.sensitivity,
+        precision: m.ppv,
+        label: `${splitTitle(key)} @ ${t.value.toFixed(3)}`,
+      });
+    }
+  }
+  if (rocSeries.length) {
+    specs.roc = rocChart(rocSeries, {
+      title: `${model}: ROC — threshold ${t.method} chosen on validation${suffix ? ";" + suffix.slice(2) : ""}`,
+      operatingPoints: rocPoints,
+    });
+    const ref = evaluation.splits.test ?? evaluation.splits.val;
+    specs.pr = prChart(prSeries, {
+      title: `${model}: precision-recall${suffix}`,
+      prevalence: ref.metrics.positives / ref.metrics.n,
+      operatingPoints: prPoints,
+    });
+  }
+  for (const [key, s] of Object.entries(evaluation.splits)) {
+    specs[`confusion-${key}`] = confusionChart(s.metrics.confusion, {
+      title: `${model}: ${splitTitle(key)}, threshold ${t.value.toFixed(3)} (${t.method})`,
+    });
+  }
+  specs.calibration = calibrationChart(calib, { title: `${model}: calibration${suffix}` });
+  specs["threshold-sweep"] = thresholdSweepChart(
+    thresholdSweep(preds.val.items.map((i) => i.label), preds.val.items.map((i) => i.prob)),
+    {
+      title: `${model}: validation sensitivity/specificity vs threshold`,
+      chosen: { value: t.value, method: t.method },
+    },
+  );
+  return specs;
+}
+
+async function writeRunCharts(
+  runDir: string,
+  evaluation: Evaluation,
+  preds: Record<string, PredictionsFile>,
+  config: RunConfigView | null,
+): Promise<Record<string, string>> {
+  const dir = join(runDir, "charts");
+  await Deno.mkdir(dir, { recursive: true });
+  const specs = await runChartSpecs(runDir, evaluation, preds, config);
+  const out: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    await writeChart(spec, join(dir, name));
+    await Deno.writeTextFile(join(dir, `${name}.vl.json`), JSON.stringify(spec));
+    out[name] = `charts/${name}`;
+  }
+  return out;
+}

@@ -1,0 +1,266 @@
+/**
+ * Activations of the frozen part of a net for a list of images, computed once with ONNX
+ * Runtime and cached on disk (see cache.ts). Decoding of batch k+1 (sharp, libuv threads)
+ * overlaps inference of batch k (ORT, its own threads); entries are written as batches finish,
+ * so an interrupted run resumes with what was already written.
+ */
+import { readFile } from "node:fs/promises";
+import type { NetName, NetSpec, NetWeights } from "../models/spec.ts";
+import { getNetSpec } from "../models/registry.ts";
+import { withHead } from "../models/head.ts";
+import type { ImageItem } from "../data/dataset.ts";
+import { sha256Hex } from "../data/images.ts";
+import { loadBatches } from "../data/loader.ts";
+import { loadBatchesInWorker } from "./decode_worker.ts";
+import { exportOnnx, IMAGE_INPUT, layerShapes } from "../onnx/export.ts";
+import { openSession } from "../onnx/session.ts";
+import { Progress } from "../util/progress.ts";
+import { FeatureCache, sha256Text } from "./cache.ts";
+
+/** The pooled-features layer (GlobalAveragePooling2D of the head, see head.ts). */
+export const POOLED_LAYER = "head_pool";
+
+/** Anything with the `weights` and `md5` of a ResolvedWeights (lib/models/weights/resolve.ts). */
+export interface FeatureWeights {
+  weights: NetWeights;
+  md5: string;
+}
+
+export interface FeatureRequest<T extends { path: string } = ImageItem> {
+  net: NetName;
+  weights: FeatureWeights;
+  /** Layer names whose outputs to compute (frontier of a cut, or "head_pool" for pooled). */
+  outputs: string[];
+  items: T[];
+  /** Images per ORT run (default 16). */
+  batchSize?: number;
+  /** ORT intra-op threads (default: cores). */
+  threads?: number;
+  /** Store float16 (half the disk; entries outside float16's range stay float32). */
+  float16?: boolean;
+  /** Show a progress bar (default true). */
+  progress?: boolean;
+  /** Architecture to use instead of the registry's (tests, custom nets). */
+  spec?: NetSpec;
+  /** Cache root instead of `<cacheDir()>/features`. */
+  cacheRoot?: string;
+  /** Stops after the current batch; entries written so far stay valid. */
+  signal?: AbortSignal;
+  /** Decode in a Web Worker so it overlaps ORT's blocking run (default true). */
+  decodeInWorker?: boolean;
+  /** Called after each computed batch with the running count. */
+  onBatch?: (computed: number) => void;
+}
+
+export interface FeatureStats<T> {
+  hits: number;
+  computed: number;
+  /** Damaged cache entries found and recomputed. */
+  corrupt: number;
+  failed: { item: T; error: string }[];
+  seconds: number;
+  /** (hits + computed) / seconds. */
+  imgPerSec: number;
+  /** computed / seconds spent computing (0 when everything was cached). */
+  computedPerSec: number;
+}
+
+export interface FeatureSet<T extends { path: string } = ImageItem> {
+  outputs: string[];
+  /** Per output, its shape without batch (NHWC or flat). */
+  shapes: number[][];
+  /** The items that succeeded, in input order. */
+  items: T[];
+  /** sha256 of each item's file, aligned with `items`. */
+  sha256: string[];
+  /** Where the entries live. */
+  cacheDir: string;
+  /** Features of item i for output o (read from the cache). */
+  get(i: number, output: number): Float32Array;
+  /** Features of several items for one output, concatenated. */
+  batch(indices: number[], output: number): Float32Array;
+  stats: FeatureStats<T>;
+}
+
+/** The spec whose `outputs` are computed: the registry base, plus the head for "head_pool". */
+export function featureSpec(net: NetName, outputs: string[]): NetSpec {
+  const base = getNetSpec(net);
+  return outputs.includes(POOLED_LAYER) ? withHead(base) : base;
+}
+
+async function mapLimit<A, B>(
+  xs: A[],
+  limit: number,
+  f: (x: A, i: number) => Promise<B>,
+): Promise<B[]> {
+  const out = new Array<B>(xs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < xs.length) {
+      const i = next++;
+      out[i] = await f(xs[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
+  return out;
+}
+
+/** Computes (or reads from the cache) the activations of `req.outputs` for `req.items`. */
+export async function extractFeatures<T extends { path: string }>(
+  req: FeatureRequest<T>,
+): Promise<FeatureSet<T>> {
+  const start = performance.now();
+  if (req.outputs.length === 0) throw new Error("extractFeatures: no output layers given");
+  const spec = req.spec ?? featureSpec(req.net, req.outputs);
+  const allShapes = layerShapes(spec);
+  const shapes = req.outputs.map((o) => {
+    const s = allShapes.get(o);
+    if (!s) throw new Error(`extractFeatures: ${spec.name} has no layer named "${o}"`);
+    if (s.some((d) => d === null)) throw new Error(`extractFeatures: "${o}" has unknown size`);
+    return s as number[];
+  });
+  const input = spec.layers.find((l) => l.kind === "InputLayer");
+  if (!input || input.kind !== "InputLayer") throw new Error(`${spec.name}: no InputLayer`);
+  const [h, w] = input.shape;
+  if (h === null || h !== w) {
+    throw new Error(`extractFeatures: needs a square input of known size, got [${input.shape}]`);
+  }
+  const cache = new FeatureCache({
+    net: req.net,
+    specHash: sha256Text(JSON.stringify(spec)).slice(0, 16),
+    weightsMd5: req.weights.md5,
+    outputs: req.outputs,
+    shapes,
+    preprocessing: spec.preprocessing,
+    decode: `nearest-${h}`,
+    float16: req.float16 ?? false,
+  }, req.cacheRoot);
+  await cache.init();
+
+  // Pass 1: hash every file and look up its entry.
+  const failed: { item: T; error: string }[] = [];
+  let corrupt = 0;
+  const sha = await mapLimit(req.items, 8, async (item) => {
+    try {
+      return await sha256Hex(await readFile(item.path));
+    } catch (e) {
+      failed.push({ item, error: `cannot read ${item.path}: ${(e as Error).message}` });
+      return null;
+    }
+  });
+  const misses: { path: string; index: number }[] = [];
+  let hits = 0;
+  req.items.forEach((item, index) => {
+    const s = sha[index];
+    if (s === null) return;
+    const entry = cache.read(s, { onCorrupt: () => corrupt++ });
+    if (entry) hits++;
+    else misses.push({ path: item.path, index });
+  });
+
+  // Pass 2: compute the misses.
+  let computed = 0;
+  let computeSeconds = 0;
+  if (misses.length > 0) {
+    const bytes = exportOnnx(spec, req.weights.weights, {
+      outputs: req.outputs,
+      preprocessing: spec.preprocessing,
+    });
+    const model = await openSession(bytes, { threads: req.threads });
+    const t0 = performance.now(); // computedPerSec: decode + inference + writes, not export
+    const progress = new Progress(`features ${req.net}`, {
+      total: misses.length,
+      unit: "img",
+      quiet: req.progress === false,
+    });
+    const per = h * w * 3;
+    let pendingWrites: Promise<unknown> = Promise.resolve();
+    try {
+      const batchSize = req.batchSize ?? 16;
+      const batches = req.decodeInWorker === false
+        ? loadBatches(misses, { batchSize, size: h, prefetch: 1, progress: false })
+        : loadBatchesInWorker(misses, { batchSize, size: h });
+      for await (const batch of batches) {
+        for (const f of batch.failed) {
+          failed.push({ item: req.items[f.item.index], error: f.error });
+        }
+        const n = batch.items.length;
+        if (n > 0) {
+          const out = await model.run({
+            [IMAGE_INPUT]: { data: batch.data.subarray(0, n * per), shape: [n, h, w, 3] },
+          });
+          await pendingWrites; // keep at most one batch of writes in flight
+          pendingWrites = Promise.all(batch.items.map(({ index }, k) => {
+            const features = new Float32Array(cache.count);
+            let off = 0;
+            req.outputs.forEach((o, j) => {
+              const size = shapes[j].reduce((a, b) => a * b, 1);
+              features.set(out[o].data.subarray(k * size, (k + 1) * size), off);
+              off += size;
+            });
+            sha[index] = batch.sha256[k]; // the bytes actually decoded
+            return cache.write(sha[index]!, features);
+          }));
+          computed += n;
+        }
+        progress.tick(n + batch.failed.length, { hits, failed: failed.length });
+        req.onBatch?.(computed);
+        if (req.signal?.aborted) {
+          await pendingWrites;
+          throw req.signal.reason ?? new DOMException("feature extraction aborted", "AbortError");
+        }
+      }
+      await pendingWrites;
+    } finally {
+      await model.close();
+    }
+    computeSeconds = (performance.now() - t0) / 1000;
+    progress.done({ hits, computed, failed: failed.length });
+  }
+
+  const failedSet = new Set(failed.map((f) => f.item));
+  const items: T[] = [];
+  const itemSha: string[] = [];
+  req.items.forEach((item, i) => {
+    if (!failedSet.has(item) && sha[i] !== null) {
+      items.push(item);
+      itemSha.push(sha[i]!);
+    }
+  });
+  const seconds = (performance.now() - start) / 1000;
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  const offsets = sizes.map((_, j) => sizes.slice(0, j).reduce((a, b) => a + b, 0));
+  let last: { i: number; data: Float32Array } | null = null;
+  const entry = (i: number): Float32Array => {
+    if (last?.i === i) return last.data;
+    if (i < 0 || i >= items.length) throw new RangeError(`feature index ${i} out of range`);
+    let why = "missing";
+    const data = cache.read(itemSha[i], { verify: false, onCorrupt: (w) => (why = w) });
+    if (!data) throw new Error(`feature cache entry for ${items[i].path} vanished: ${why}`);
+    last = { i, data };
+    return data;
+  };
+  const get = (i: number, o: number) => entry(i).subarray(offsets[o], offsets[o] + sizes[o]);
+  return {
+    outputs: [...req.outputs],
+    shapes,
+    items,
+    sha256: itemSha,
+    cacheDir: cache.dir,
+    get,
+    batch(indices, o) {
+      const out = new Float32Array(indices.length * sizes[o]);
+      indices.forEach((i, k) => out.set(get(i, o), k * sizes[o]));
+      return out;
+    },
+    stats: {
+      hits,
+      computed,
+      corrupt,
+      failed,
+      seconds,
+      imgPerSec: seconds > 0 ? (hits + computed) / seconds : 0,
+      computedPerSec: computeSeconds > 0 ? computed / computeSeconds : 0,
+    },
+  };
+}

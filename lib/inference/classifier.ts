@@ -1,0 +1,140 @@
+/**
+ * A trained pneumonia classifier as the server, notebooks and reports use it: `classifier.onnx`
+ * (raw RGB in, preprocessing in-graph) run by ONNX Runtime, plus `classifier.json` (which net, the
+ * operating threshold chosen on validation, which weights it started from).
+ */
+import * as ort from "onnxruntime-node";
+import { dirname, join, resolve } from "node:path";
+import type { NetName } from "../models/spec.ts";
+import {
+  CLASSIFIER_META_FILE,
+  CLASSIFIER_ONNX_FILE,
+  type ClassifierMeta,
+  parseClassifierMeta,
+  type ThresholdInfo,
+  type WeightsInfo,
+} from "./meta.ts";
+
+export type { ClassifierMeta, ThresholdInfo, WeightsInfo };
+
+/** Side of the square RGB image every classifier takes. */
+export const IMAGE_SIZE = 224;
+
+export interface PredictResult {
+  /** P(pneumonia) per image. */
+  prob: Float32Array;
+  /** The Grad-CAM layer's activation [N,h,w,C] (NHWC), when the model outputs it. */
+  gradcam?: { data: Float32Array; shape: number[] };
+}
+
+export interface Classifier {
+  /** Run id (or file stem) naming this model in the API. */
+  id: string;
+  net: NetName;
+  threshold: ThresholdInfo;
+  weights: WeightsInfo;
+  /** Name of the layer whose activation `predict` returns for Grad-CAM, or null. */
+  gradcamLayer: string | null;
+  /** Where the package lives (run directory), for Grad-CAM's tail weights; null when unknown. */
+  runDir: string | null;
+  meta: ClassifierMeta;
+  /** images: [N,224,224,3] RGB 0..255 (NHWC). */
+  predict(images: Float32Array, n: number): Promise<PredictResult>;
+  close(): Promise<void>;
+}
+
+export interface LoadOptions {
+  /** ORT intra-op threads (default: ORT's choice). */
+  threads?: number;
+}
+
+/** Opens a run directory (classifier.onnx + classifier.json) or an explicit onnx/meta pair. */
+export async function loadClassifier(
+  source: string | { onnxPath: string; metaPath?: string },
+  opts: LoadOptions = {},
+): Promise<Classifier> {
+  const onnxPath = resolve(
+    typeof source === "string" ? join(source, CLASSIFIER_ONNX_FILE) : source.onnxPath,
+  );
+  const metaPath = resolve(
+    typeof source === "string"
+      ? join(source, CLASSIFIER_META_FILE)
+      : source.metaPath ?? join(dirname(source.onnxPath), CLASSIFIER_META_FILE),
+  );
+  let metaText: string;
+  try {
+    metaText = await Deno.readTextFile(metaPath);
+  } catch (e) {
+    throw new Error(`cannot read classifier metadata ${metaPath}: ${(e as Error).message}`);
+  }
+  const meta = parseClassifierMeta(metaText, metaPath);
+  let modelBytes: Uint8Array;
+  try {
+    modelBytes = await Deno.readFile(onnxPath);
+  } catch (e) {
+    throw new Error(`cannot read classifier model ${onnxPath}: ${(e as Error).message}`);
+  }
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: "all",
+    ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+  };
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelBytes, sessionOptions);
+  } catch (e) {
+    throw new Error(`ONNX Runtime cannot load ${onnxPath}: ${(e as Error).message}`);
+  }
+  const inputName = meta.inputs[0]?.name ?? "image";
+  const probName = meta.outputs.find((o) => o.role === "probability")?.name ?? "head_dense";
+  for (
+    const [what, name, list] of [
+      ["input", inputName, session.inputNames],
+      ["output", probName, session.outputNames],
+    ] as const
+  ) {
+    if (!list.includes(name)) {
+      throw new Error(`${onnxPath}: no ${what} "${name}" (has ${list.join(", ")})`);
+    }
+  }
+  const gradcamLayer = meta.gradcamLayer && session.outputNames.includes(meta.gradcamLayer)
+    ? meta.gradcamLayer
+    : null;
+  const fetches = gradcamLayer ? [probName, gradcamLayer] : [probName];
+  const runDir = typeof source === "string" ? resolve(source) : dirname(metaPath);
+
+  return {
+    id: meta.runId,
+    net: meta.net,
+    threshold: meta.threshold,
+    weights: meta.weights,
+    gradcamLayer,
+    runDir,
+    meta,
+    async predict(images: Float32Array, n: number): Promise<PredictResult> {
+      const per = IMAGE_SIZE * IMAGE_SIZE * 3;
+      if (n < 1 || images.length !== n * per) {
+        throw new Error(
+          `predict: expected ${n}x${IMAGE_SIZE}x${IMAGE_SIZE}x3 floats, got ${images.length}`,
+        );
+      }
+      const feeds = {
+        [inputName]: new ort.Tensor("float32", images, [n, IMAGE_SIZE, IMAGE_SIZE, 3]),
+      };
+      const out = await session.run(feeds, fetches);
+      const probT = out[probName];
+      const result: PredictResult = { prob: Float32Array.from(probT.data as Float32Array) };
+      if (gradcamLayer) {
+        const t = out[gradcamLayer];
+        result.gradcam = {
+          data: Float32Array.from(t.data as Float32Array),
+          shape: t.dims.map(Number),
+        };
+      }
+      for (const t of Object.values(out)) t.dispose?.();
+      return result;
+    },
+    async close() {
+      await session.release();
+    },
+  };
+}

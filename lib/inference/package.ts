@@ -1,0 +1,135 @@
+/**
+ * Writes the servable part of a run directory: classifier.onnx (raw RGB in, preprocessing
+ * in-graph, outputs head_dense and the Grad-CAM layer's activation), classifier.json, and the
+ * weights Grad-CAM needs between that layer and head_dense (gradcam_tail.json/.bin).
+ * Training (G) calls this at the end of a run; tests call it with formula weights.
+ */
+import { join } from "node:path";
+import { subgraph } from "../models/graph.ts";
+import { NET_INFO } from "../models/registry.ts";
+import type { NetSpec, NetWeights } from "../models/spec.ts";
+import { saveWeights } from "../models/weights/io.ts";
+import { exportOnnx } from "../onnx/export.ts";
+import {
+  CLASSIFIER_FORMAT,
+  CLASSIFIER_META_FILE,
+  CLASSIFIER_ONNX_FILE,
+  type ClassifierMeta,
+  GRADCAM_TAIL_STEM,
+  type ThresholdInfo,
+  type WeightsInfo,
+} from "./meta.ts";
+
+export interface ClassifierPackageInput {
+  runId: string;
+  /** The whole classifier as trained: base + head (withHead), output head_dense. */
+  spec: NetSpec;
+  /** Every weight of `spec` (frozen base and trained tail/head merged). */
+  weights: NetWeights;
+  /** Where the base weights came from (ResolvedWeights' label/md5/isImageNet/source/choice). */
+  weightsInfo: WeightsInfo;
+  /** Operating threshold chosen on validation; default 0.5 ("default", unknown sens/spec). */
+  threshold?: ThresholdInfo;
+  /** Default NET_INFO[net].gradcamLayer; null: no Grad-CAM output. */
+  gradcamLayer?: string | null;
+  /** Head dropout rate used in training (recorded; inert at inference). */
+  dropout?: number;
+}
+
+export interface ClassifierPackage {
+  onnxPath: string;
+  metaPath: string;
+  meta: ClassifierMeta;
+}
+
+/** Output name of the probability in classifier.onnx. */
+export const PROBABILITY_OUTPUT = "head_dense";
+
+/** Exports and writes classifier.onnx, classifier.json and gradcam_tail.* into runDir. */
+export async function writeClassifierPackage(
+  runDir: string,
+  input: ClassifierPackageInput,
+): Promise<ClassifierPackage> {
+  const { spec, weights } = input;
+  if (!spec.layers.some((l) => l.name === PROBABILITY_OUTPUT)) {
+    throw new Error(
+      `writeClassifierPackage: spec has no "${PROBABILITY_OUTPUT}" layer (wrap the base with withHead)`,
+    );
+  }
+  const gradcamLayer = input.gradcamLayer === undefined
+    ? NET_INFO[spec.name].gradcamLayer
+    : input.gradcamLayer;
+  const outputs = gradcamLayer ? [PROBABILITY_OUTPUT, gradcamLayer] : [PROBABILITY_OUTPUT];
+  const onnx = exportOnnx(spec, weights, {
+    outputs,
+    preprocessing: spec.preprocessing,
+    metadata: { runId: input.runId, net: spec.name },
+  });
+  await Deno.mkdir(runDir, { recursive: true });
+
+  let gradcamTail: string | null = null;
+  let gradcamShape: number[] | null = null;
+  if (gradcamLayer) {
+    const tail = subgraph(spec, [gradcamLayer], [PROBABILITY_OUTPUT]);
+    const tailWeights: NetWeights = new Map();
+    for (const l of tail.layers) {
+      if (l.kind === "InputLayer") continue; // the Grad-CAM layer itself is fed, not computed
+      const w = weights.get(l.name);
+      if (w && Object.keys(w).length > 0) tailWeights.set(l.name, w);
+    }
+    await saveWeights(join(runDir, GRADCAM_TAIL_STEM), tailWeights);
+    gradcamTail = GRADCAM_TAIL_STEM;
+    const input0 = tail.layers[0];
+    if (input0.kind === "InputLayer") gradcamShape = [-1, ...input0.shape.map((d) => d ?? -1)];
+  }
+
+  const meta: ClassifierMeta = {
+    format: CLASSIFIER_FORMAT,
+    runId: input.runId,
+    net: spec.name,
+    gradcamLayer: gradcamLayer ?? null,
+    threshold: input.threshold ?? {
+      method: "default",
+      value: 0.5,
+      val_sensitivity: null,
+      val_specificity: null,
+    },
+    weights: input.weightsInfo,
+    inputs: [{
+      name: "image",
+      shape: [-1, 224, 224, 3],
+      dtype: "float32",
+      role: "image",
+      description: `RGB 0..255 NHWC; ${spec.preprocessing} preprocess_input is in the graph`,
+    }],
+    outputs: [
+      {
+        name: PROBABILITY_OUTPUT,
+        shape: [-1, 1],
+        dtype: "float32",
+        role: "probability",
+        description: "P(pneumonia)",
+      },
+      ...(gradcamLayer
+        ? [{
+          name: gradcamLayer,
+          shape: gradcamShape ?? [-1],
+          dtype: "float32" as const,
+          role: "gradcam" as const,
+          description: "Grad-CAM layer activation, NHWC",
+        }]
+        : []),
+    ],
+    gradcamTail,
+    ...(input.dropout !== undefined ? { dropout: input.dropout } : {}),
+    createdAt: new Date().toISOString(),
+  };
+  const onnxPath = join(runDir, CLASSIFIER_ONNX_FILE);
+  const metaPath = join(runDir, CLASSIFIER_META_FILE);
+  // Write-then-rename so a reader never sees half a model.
+  await Deno.writeFile(`${onnxPath}.tmp`, onnx);
+  await Deno.rename(`${onnxPath}.tmp`, onnxPath);
+  await Deno.writeTextFile(`${metaPath}.tmp`, JSON.stringify(meta, null, 2) + "\n");
+  await Deno.rename(`${metaPath}.tmp`, metaPath);
+  return { onnxPath, metaPath, meta };
+}

@@ -1,0 +1,49 @@
+/** The three ImageNet bases cxr offers, by name. */
+import { densenet121 } from "./densenet121.ts";
+import { resnet50 } from "./resnet50.ts";
+import type { NetName, NetSpec } from "./spec.ts";
+import { vgg16 } from "./vgg16.ts";
+
+export const NET_NAMES: NetName[] = ["vgg16", "resnet50", "densenet121"];
+
+export interface NetInfo {
+  displayName: "VGG16" | "ResNet50" | "DenseNet121";
+  /** Last convolutional activation, where Grad-CAM looks. */
+  gradcamLayer: string;
+  /** First layer trained in phase 2 (fine-tuning); null: the original project kept it frozen. */
+  defaultUnfreezeFrom: string | null;
+}
+
+export const NET_INFO: Record<NetName, NetInfo> = {
+  vgg16: { displayName: "VGG16", gradcamLayer: "block5_conv3", defaultUnfreezeFrom: null },
+  resnet50: {
+    displayName: "ResNet50",
+    gradcamLayer: "conv5_block3_out",
+    defaultUnfreezeFrom: "conv5_block3_1_conv",
+  },
+  densenet121: {
+    displayName: "DenseNet121",
+    gradcamLayer: "relu",
+    defaultUnfreezeFrom: "conv5_block16_0_bn",
+  },
+};
+
+const BUILDERS: Record<NetName, (opts?: { includeTop?: boolean }) => NetSpec> = {
+  vgg16,
+  resnet50,
+  densenet121,
+};
+
+/** The notop base (include_top=False, 224x224x3 input) of `name`. */
+export function getNetSpec(name: NetName, opts: { includeTop?: boolean } = {}): NetSpec {
+  const build = BUILDERS[name];
+  if (!build) throw new Error(`unknown net "${name}" (expected one of ${NET_NAMES.join(", ")})`);
+  return build(opts);
+}
+
+/** Case-insensitive net name ("VGG16", "resnet50", "DenseNet121"). */
+export function parseNetName(s: string): NetName {
+  const name = s.trim().toLowerCase();
+  if ((NET_NAMES as string[]).includes(name)) return name as NetName;
+  throw new Error(`unknown net "${s}": expected one of ${NET_NAMES.join(", ")}`);
+}

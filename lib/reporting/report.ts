@@ -1,0 +1,551 @@
+/**
+ * The comparison report (`outputs/report.md` + self-contained `outputs/report.html`): a table
+ * like the original README's plus sensitivity/specificity with CIs, the operating point, the
+ * provenance (split protocol, data and weights hashes, backend), per-model charts, Grad-CAM
+ * examples when the runs have them, and an honest reading of what the numbers can tell.
+ */
+import { createHash } from "node:crypto";
+import { join, relative } from "node:path";
+import {
+  displayName,
+  evaluateRun,
+  type Evaluation,
+  listPredictionFiles,
+  loadPredictions,
+  readJson,
+  readRunConfig,
+  type RunConfigView,
+  type SplitEvaluation,
+  type WilsonMetric,
+} from "../evaluation/evaluate.ts";
+import { wilsonInterval } from "../evaluation/bootstrap.ts";
+import { comparisonChart, type ComparisonRow } from "../charts/specs.ts";
+import { renderSvg, svgToPng } from "../charts/render.ts";
+import { type Block, type Figure, toHtml, toMarkdown } from "./document.ts";
+import { outputsDir, runsDir } from "../util/paths.ts";
+
+/** The original Keras project's results (its README), on the official 16-image val folder. */
+export const ORIGINAL_RESULTS = [
+  { model: "VGG16", accuracy: 0.85, auc: 0.94, note: "frozen base (no fine-tuning)" },
+  { model: "ResNet50", accuracy: 0.79, auc: 0.83, note: "last layers fine-tuned" },
+  { model: "DenseNet121", accuracy: 0.94, auc: 0.97, note: "partial fine-tuning" },
+];
+
+/** Everything the report needs about one run. */
+export interface RunSummary {
+  runDir: string;
+  runId: string;
+  model: string;
+  config: RunConfigView | null;
+  evaluation: Evaluation;
+  /** sha256 over the sorted image hashes (or paths) of each evaluated split. */
+  imagesHash: Record<string, string>;
+  gradcam: { file: string; caption: string }[];
+}
+
+export interface ReportOptions {
+  runDirs: string[];
+  /** Folder for report.md, report.html and report_files/ (default outputs/). */
+  outDir?: string;
+  /** Re-run evaluateRun even when evaluation.json exists (default: only when missing). */
+  reevaluate?: boolean;
+  title?: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** NaN-safe number formatting (evaluation.json stores NaN as null). */
+function num(v: number | null | undefined, digits = 3): string {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "n/a";
+}
+
+function pct(v: number | null | undefined, digits = 1): string {
+  return typeof v === "number" && Number.isFinite(v) ? `${(100 * v).toFixed(digits)}%` : "n/a";
+}
+
+function withCi(
+  s: SplitEvaluation,
+  key:
+    | "accuracy"
+    | "rocAuc"
+    | "prAuc"
+    | "sensitivity"
+    | "specificity"
+    | "ppv"
+    | "npv"
+    | "f1"
+    | "brier"
+    | "loss",
+  asPct: boolean,
+): string {
+  const v = s.metrics[key];
+  const ci = s.ci?.[key];
+  const f = (x: number | null | undefined) => asPct ? pct(x) : num(x);
+  const lo = ci?.[0], hi = ci?.[1];
+  const hasCi = typeof lo === "number" && Number.isFinite(lo) && typeof hi === "number" &&
+    Number.isFinite(hi);
+  // A percentile bootstrap collapses to a point when every resample agrees (e.g. 16/16
+  // correct); a Wilson interval still says how little a small set shows.
+  const w = s.wilson?.[key as WilsonMetric];
+  if (hasCi && hi - lo < 1e-9 && w && Number.isFinite(w[0])) {
+    return `${f(v)} [${f(w[0])}–${f(w[1])}]ᵂ`;
+  }
+  return hasCi ? `${f(v)} [${f(lo)}–${f(hi)}]` : f(v);
+}
+
+function splitName(key: string): string {
+  return key === "val" ? "validation" : key;
+}
+
+function backendOf(config: RunConfigView | null): string {
+  const b = config?.backend;
+  if (!b) return "unknown";
+  return typeof b === "string" ? b : b.name ?? "unknown";
+}
+
+function protocolOf(config: RunConfigView | null): string {
+  const p = config?.split?.protocol ?? config?.protocol;
+  if (!p) return "unknown";
+  return p === "seed"
+    ? "seed (original: test folder as val, 16-image val as test)"
+    : p === "patient"
+    ? "patient-disjoint val from train"
+    : p;
+}
+
+/** Load a run (evaluating it first when evaluation.json is missing). */
+export async function summarizeRun(runDir: string, reevaluate = false): Promise<RunSummary> {
+  const evalPath = join(runDir, "evaluation.json");
+  const evaluation = (reevaluate || !(await exists(evalPath)))
+    ? await evaluateRun(runDir)
+    : await readJson<Evaluation>(evalPath);
+  const config = await readRunConfig(runDir);
+  const imagesHash: Record<string, string> = {};
+  for (const [key, path] of Object.entries(await listPredictionFiles(runDir))) {
+    const preds = await loadPredictions(path);
+    const ids = preds.items.map((i) => i.sha256 ?? i.rel).sort();
+    imagesHash[key] = createHash("sha256").update(ids.join("\n")).digest("hex");
+  }
+  return {
+    runDir,
+    runId: evaluation.runId,
+    model: displayName(evaluation.net ?? config?.net),
+    config,
+    evaluation,
+    imagesHash,
+    gradcam: await listGradcam(runDir),
+  };
+}
+
+/** Grad-CAM overlays of a run: gradcam/index.json captions when present, else file names. */
+export async function listGradcam(runDir: string): Promise<{ file: string; caption: string }[]> {
+  const dir = join(runDir, "gradcam");
+  if (!(await exists(dir))) return [];
+  const captions = new Map<string, string>();
+  const indexPath = join(dir, "index.json");
+  if (await exists(indexPath)) {
+    const index = await readJson<{ items?: { file: string; caption?: string }[] }>(indexPath);
+    for (const it of index.items ?? []) if (it.caption) captions.set(it.file, it.caption);
+  }
+  const files: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.toLowerCase().endsWith(".png")) files.push(e.name);
+  }
+  files.sort();
+  return files.map((f) => ({
+    file: join(dir, f),
+    caption: captions.get(f) ?? f.replace(/\.png$/i, "").replace(/[_-]+/g, " "),
+  }));
+}
+
+/** For each net, the most recent finished run in outputs/runs (by run.json finishedAt). */
+export async function latestRunsPerNet(root = runsDir()): Promise<string[]> {
+  if (!(await exists(root))) return [];
+  const best = new Map<string, { dir: string; at: string }>();
+  for await (const e of Deno.readDir(root)) {
+    if (!e.isDirectory) continue;
+    const dir = join(root, e.name);
+    const runPath = join(dir, "run.json");
+    if (!(await exists(runPath)) || !(await exists(join(dir, "predictions-val.json")))) continue;
+    const run = await readJson<{ status?: string; finishedAt?: string; startedAt?: string }>(
+      runPath,
+    );
+    if (run.status !== "finished") continue;
+    const config = await readRunConfig(dir);
+    const net = config?.net ?? e.name.split("-")[0];
+    const at = run.finishedAt ?? run.startedAt ?? "";
+    const prev = best.get(net);
+    if (!prev || at > prev.at) best.set(net, { dir, at });
+  }
+  const order = ["vgg16", "resnet50", "densenet121"];
+  return [...best.entries()]
+    .sort((a, b) => (order.indexOf(a[0]) + 1 || 99) - (order.indexOf(b[0]) + 1 || 99))
+    .map(([, v]) => v.dir);
+}
+
+/** The split a run is compared on: test when it exists, else validation (flagged). */
+function primarySplit(r: RunSummary): string {
+  return r.evaluation.splits.test ? "test" : "val";
+}
+
+function modelLabel(r: RunSummary): string {
+  return r.evaluation.notImageNet ? `${r.model} ⚠ not ImageNet` : r.model;
+}
+
+function readingBullets(runs: RunSummary[]): string[] {
+  const out: string[] = [];
+  const shares = runs.map((r) => {
+    const key = primarySplit(r);
+    const m = r.evaluation.splits[key].metrics;
+    return `${r.model} ${splitName(key)} ${pct(m.positives / m.n)} of ${m.n}`;
+  });
+  out.push(
+    `**Class imbalance**: PNEUMONIA share ${shares.join("; ")}. A model that always answers ` +
+      `PNEUMONIA scores that share as accuracy with 0% specificity: read sensitivity and ` +
+      `specificity, not accuracy alone.`,
+  );
+  const noTest = runs.filter((r) => !r.evaluation.splits.test);
+  if (noTest.length) {
+    out.push(
+      `**Validation is not test**: ${noTest.map((r) => r.model).join(", ")} ha${
+        noTest.length > 1 ? "ve" : "s"
+      } no test predictions, so the numbers shown for ${
+        noTest.length > 1 ? "them" : "it"
+      } are validation numbers. ` +
+        `The validation images were used to stop training and to choose the threshold, and on ` +
+        `this dataset the patient-disjoint validation carved from train is much easier than the ` +
+        `official test (a linear probe measured in this project scored AUC 0.995 on it vs 0.917 ` +
+        `on the official test). Expect lower numbers on a real test set.`,
+    );
+  }
+  for (const r of runs) {
+    const t = r.evaluation.threshold;
+    const test = r.evaluation.splits.test;
+    if (test) {
+      out.push(
+        `**Operating point (${r.model})**: threshold ${num(t.value)} chosen on validation ` +
+          `(${t.method}: sensitivity ${pct(t.val_sensitivity)}, specificity ` +
+          `${pct(t.val_specificity)} there) and applied unchanged to test, where it gives ` +
+          `sensitivity ${pct(test.metrics.sensitivity)} and specificity ` +
+          `${pct(test.metrics.specificity)}.`,
+      );
+    }
+  }
+  const small = runs.flatMap((r) =>
+    Object.entries(r.evaluation.splits)
+      .filter(([, s]) => s.metrics.n <= 50)
+      .map(([k, s]) => ({ r, k, s }))
+  );
+  for (const { r, k, s } of small) {
+    const correct = s.metrics.confusion.tp + s.metrics.confusion.tn;
+    const [lo, hi] = wilsonInterval(correct, s.metrics.n);
+    out.push(
+      `**Small ${splitName(k)} set (${r.model}, n = ${s.metrics.n})**: one image moves accuracy ` +
+        `by ${pct(1 / s.metrics.n)}; ${correct}/${s.metrics.n} correct has a 95% Wilson interval ` +
+        `of ${pct(lo)}–${pct(hi)}. Such a set can reveal a broken model, not rank good ones.`,
+    );
+  }
+  const [lo16, hi16] = wilsonInterval(15, 16);
+  out.push(
+    `**The original 16-image test**: the seed protocol's test set is the official val folder ` +
+      `(8 NORMAL, 8 PNEUMONIA). There, 15/16 correct (93.8%) has a 95% Wilson interval of ` +
+      `${pct(lo16)}–${pct(hi16)}, and the original 94% vs 85% gap between DenseNet121 and VGG16 ` +
+      `is one or two images: it cannot establish which model is better, and its AUC ` +
+      `rests on 64 positive/negative pairs.`,
+  );
+  const notImageNet = runs.filter((r) => r.evaluation.notImageNet);
+  if (notImageNet.length) {
+    out.push(
+      `**Not ImageNet**: ${
+        notImageNet.map((r) => `${r.model} (${r.evaluation.weightsLabel})`).join(", ")
+      } started from non-ImageNet weights. Their numbers test the pipeline, not the transfer ` +
+        `learning method, and are not comparable with the original project's figures.`,
+    );
+  }
+  const clustered = runs.some((r) =>
+    Object.values(r.evaluation.splits).some((s) => s.ciResampling === "patient")
+  );
+  out.push(
+    `**Confidence intervals**: 95% percentile bootstrap (${
+      runs[0]?.evaluation.bootstrap.iterations ?? 1000
+    } resamples, seeded) at the fixed threshold` +
+      (clustered
+        ? `, resampling whole patients, because images of one patient are not independent.`
+        : `, resampling images.`),
+  );
+  return out;
+}
+
+async function chartFigure(
+  runDir: string,
+  rel: string,
+  caption: string,
+  outDir: string,
+): Promise<Figure | null> {
+  const svgPath = join(runDir, `${rel}.svg`);
+  const pngPath = join(runDir, `${rel}.png`);
+  if (!(await exists(svgPath))) return null;
+  return {
+    caption,
+    mdPath: relative(outDir, (await exists(pngPath)) ? pngPath : svgPath),
+    content: await Deno.readTextFile(svgPath),
+    mime: "image/svg+xml",
+  };
+}
+
+const CHART_CAPTIONS: Record<string, string> = {
+  training:
+    "Training curves: loss, accuracy and AUC, train vs validation (dashed: fine-tuning starts)",
+  roc: "ROC curves with the operating point",
+  pr: "Precision-recall (PR-AUC = average precision)",
+  calibration: "Calibration (reliability) plot",
+  "threshold-sweep": "Sensitivity and specificity vs threshold on validation",
+};
+
+/** Build the report blocks (shared by Markdown and HTML). */
+export async function buildReport(
+  runs: RunSummary[],
+  outDir: string,
+  title: string,
+): Promise<Block[]> {
+  const blocks: Block[] = [{ kind: "h1", text: title }];
+  blocks.push({
+    kind: "p",
+    text: `Generated ${new Date().toISOString()} from ${runs.length} run(s). Positive class: ` +
+      `PNEUMONIA. Thresholds are chosen on validation and applied unchanged to test.`,
+  });
+  const flagged = runs.filter((r) => r.evaluation.notImageNet);
+  if (flagged.length) {
+    blocks.push({
+      kind: "banner",
+      level: "warning",
+      text: `NOT IMAGENET: ${
+        flagged.map((r) => `${r.model} (${r.evaluation.weightsLabel})`).join(", ")
+      } did not start from ImageNet weights. These numbers check the pipeline; they are not ` +
+        `results of the transfer-learning method.`,
+    });
+  }
+  // Main comparison table, one row per model and evaluated split.
+  const header = [
+    "Model",
+    "Weights",
+    "Split (n: pneumonia/normal)",
+    "Threshold (method)",
+    "Accuracy [95% CI]",
+    "ROC-AUC [95% CI]",
+    "Sensitivity [95% CI]",
+    "Specificity [95% CI]",
+    "PPV",
+    "NPV",
+  ];
+  const rows: string[][] = [];
+  for (const r of runs) {
+    for (const [key, s] of Object.entries(r.evaluation.splits)) {
+      const m = s.metrics;
+      rows.push([
+        `**${modelLabel(r)}**`,
+        r.evaluation.weightsLabel,
+        `${splitName(key)}${
+          key === "val" ? " (not a test estimate)" : ""
+        } (${m.n}: ${m.positives}/${m.negatives})`,
+        `${num(r.evaluation.threshold.value)} (${r.evaluation.threshold.method}, from validation)`,
+        withCi(s, "accuracy", true),
+        withCi(s, "rocAuc", false),
+        withCi(s, "sensitivity", true),
+        withCi(s, "specificity", true),
+        pct(m.ppv),
+        pct(m.npv),
+      ]);
+    }
+  }
+  blocks.push({ kind: "h2", text: "Comparison", id: "comparison" });
+  blocks.push({
+    kind: "table",
+    header,
+    rows,
+    caption: "95% percentile bootstrap CIs (ᵂ: Wilson interval, shown where every bootstrap " +
+      "resample gave the same value). PPV/NPV depend on the prevalence of the evaluated set.",
+  });
+  // Comparison chart on each run's primary split.
+  const cmpRows: ComparisonRow[] = runs.flatMap((r) => {
+    const key = primarySplit(r);
+    const s = r.evaluation.splits[key];
+    const label = `${r.model}${r.evaluation.notImageNet ? " (not ImageNet)" : ""} [${
+      splitName(key)
+    }]`;
+    return ([["accuracy", "accuracy"], ["ROC-AUC", "rocAuc"], ["sensitivity", "sensitivity"], [
+      "specificity",
+      "specificity",
+    ]] as const).map(([metric, k]) => ({
+      model: label,
+      metric,
+      value: s.metrics[k] ?? NaN,
+      lo: s.ci?.[k]?.[0] ?? undefined,
+      hi: s.ci?.[k]?.[1] ?? undefined,
+    }));
+  });
+  if (cmpRows.length) {
+    const filesDir = join(outDir, "report_files");
+    await Deno.mkdir(filesDir, { recursive: true });
+    const svg = await renderSvg(comparisonChart(cmpRows, { title: "Model comparison (95% CI)" }));
+    await Deno.writeTextFile(join(filesDir, "comparison.svg"), svg);
+    await Deno.writeFile(join(filesDir, "comparison.png"), svgToPng(svg));
+    blocks.push({
+      kind: "figures",
+      figures: [{
+        caption: "Point estimate and 95% CI per model (test when available, else validation)",
+        mdPath: "report_files/comparison.png",
+        content: svg,
+        mime: "image/svg+xml",
+      }],
+    });
+  }
+  // Provenance.
+  blocks.push({ kind: "h2", text: "Provenance", id: "provenance" });
+  blocks.push({
+    kind: "table",
+    header: [
+      "Model",
+      "Run",
+      "Split protocol",
+      "Images sha256 (per split)",
+      "Weights (md5)",
+      "Backend",
+      "Commit",
+      "CI resampling",
+    ],
+    rows: runs.map((r) => [
+      r.model,
+      `\`${r.runId}\``,
+      protocolOf(r.config),
+      Object.entries(r.imagesHash).map(([k, h]) => `${splitName(k)}: \`${h.slice(0, 12)}\``).join(
+        ", ",
+      ),
+      `${r.evaluation.weightsLabel}${
+        r.config?.weights?.md5 ? `: \`${r.config.weights.md5.slice(0, 12)}\`` : ""
+      }`,
+      backendOf(r.config),
+      r.config?.gitCommit ? `\`${r.config.gitCommit.slice(0, 10)}\`` : "unknown",
+      [...new Set(Object.values(r.evaluation.splits).map((s) => s.ciResampling))].join(", "),
+    ]),
+    caption: "Images sha256: over the sorted sha256 of the evaluated images, so two reports " +
+      "with the same hash evaluated the same images.",
+  });
+  blocks.push({ kind: "h2", text: "Reading the numbers", id: "reading" });
+  blocks.push({ kind: "list", items: readingBullets(runs) });
+  // Per-model sections.
+  for (const r of runs) {
+    blocks.push({ kind: "h2", text: `${modelLabel(r)}`, id: r.runId });
+    if (r.evaluation.notImageNet) {
+      blocks.push({
+        kind: "banner",
+        level: "warning",
+        text: `Not ImageNet: ${r.evaluation.weightsLabel}.`,
+      });
+    }
+    const keys = Object.keys(r.evaluation.splits);
+    const metricRows: [string, Parameters<typeof withCi>[1], boolean][] = [
+      ["Accuracy", "accuracy", true],
+      ["ROC-AUC", "rocAuc", false],
+      ["PR-AUC (average precision)", "prAuc", false],
+      ["Sensitivity (recall PNEUMONIA)", "sensitivity", true],
+      ["Specificity", "specificity", true],
+      ["PPV (precision)", "ppv", true],
+      ["NPV", "npv", true],
+      ["F1", "f1", false],
+      ["Brier score", "brier", false],
+      ["Loss (BCE)", "loss", false],
+    ];
+    blocks.push({
+      kind: "table",
+      header: ["Metric", ...keys.map(splitName)],
+      rows: [
+        ...metricRows.map((
+          [label, k, p],
+        ) => [label, ...keys.map((key) => withCi(r.evaluation.splits[key], k, p))]),
+        [
+          "Confusion (TP/FP/TN/FN)",
+          ...keys.map((key) => {
+            const c = r.evaluation.splits[key].metrics.confusion;
+            return `${c.tp}/${c.fp}/${c.tn}/${c.fn}`;
+          }),
+        ],
+      ],
+      caption: `Run \`${r.runId}\`; threshold ${num(r.evaluation.threshold.value)} ` +
+        `(${r.evaluation.threshold.method}) chosen on validation.`,
+    });
+    const figures: Figure[] = [];
+    const charts = r.evaluation.charts ?? {};
+    for (const [name, rel] of Object.entries(charts)) {
+      const caption = CHART_CAPTIONS[name] ??
+        (name.startsWith("confusion-") ? `Confusion matrix, ${splitName(name.slice(10))}` : name);
+      const fig = await chartFigure(r.runDir, rel, caption, outDir);
+      if (fig) figures.push(fig);
+    }
+    if (figures.length) blocks.push({ kind: "figures", figures });
+    if (r.gradcam.length) {
+      blocks.push({ kind: "h3", text: `${r.model}: Grad-CAM examples` });
+      blocks.push({
+        kind: "p",
+        text: "Where the network looked: Grad-CAM heatmaps over the X-ray for correct and wrong " +
+          "cases per class. A heatmap outside the lungs (labels, edges, devices) is a warning sign.",
+      });
+      const figs: Figure[] = [];
+      for (const g of r.gradcam) {
+        figs.push({
+          caption: g.caption,
+          mdPath: relative(outDir, g.file),
+          content: await Deno.readFile(g.file),
+          mime: "image/png",
+          width: 224,
+        });
+      }
+      blocks.push({ kind: "figures", figures: figs });
+    }
+  }
+  blocks.push({
+    kind: "h2",
+    text: "For reference: the original project's figures (theirs, not reproduced here)",
+    id: "original",
+  });
+  blocks.push({
+    kind: "table",
+    header: [
+      "Model (original Keras project)",
+      "Accuracy (their test)",
+      "AUC (their test)",
+      "Fine-tuning",
+    ],
+    rows: ORIGINAL_RESULTS.map((o) => [o.model, pct(o.accuracy, 0), num(o.auc, 2), o.note]),
+    caption:
+      "Reported in the original README with ImageNet weights, on its test set: the official " +
+      "16-image val folder (its validation was the official test folder). No confidence " +
+      "intervals, threshold 0.5. Quoted for comparison only.",
+  });
+  return blocks;
+}
+
+/** Write report.md and report.html (and report_files/) for the given run directories. */
+export async function writeReport(opts: ReportOptions): Promise<{ md: string; html: string }> {
+  if (opts.runDirs.length === 0) {
+    throw new Error("writeReport: no runs given (train one with `deno task train` first)");
+  }
+  const outDir = opts.outDir ?? outputsDir();
+  await Deno.mkdir(outDir, { recursive: true });
+  const runs: RunSummary[] = [];
+  for (const dir of opts.runDirs) runs.push(await summarizeRun(dir, opts.reevaluate));
+  const title = opts.title ?? "cxr: pneumonia classifiers compared";
+  const blocks = await buildReport(runs, outDir, title);
+  const md = join(outDir, "report.md");
+  const html = join(outDir, "report.html");
+  await Deno.writeTextFile(md, toMarkdown(blocks));
+  await Deno.writeTextFile(html, toHtml(blocks, title));
+  return { md, html };
+}

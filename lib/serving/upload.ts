@@ -1,0 +1,203 @@
+/**
+ * Turns an upload (multipart field `image`, or a raw image/jpeg|image/png body) into the
+ * classifier's input, in memory only. Every check fails with an HttpError naming what was wrong:
+ * size is capped while reading, the image header is inspected before any pixel is decoded, and
+ * a truncated file is an error rather than a half-grey image.
+ */
+import sharp from "sharp";
+import { type DecodedImage, decodeImage } from "../data/images.ts";
+import { HttpError } from "./errors.ts";
+
+export interface UploadLimits {
+  /** Largest accepted body in bytes (default 20 MB). */
+  maxBytes: number;
+  /** Largest accepted image in pixels (default 50 megapixels). */
+  maxPixels: number;
+  /** Smallest accepted side in pixels (default 16). */
+  minSide: number;
+}
+
+export const DEFAULT_LIMITS: UploadLimits = {
+  maxBytes: 20 * 1024 * 1024,
+  maxPixels: 50_000_000,
+  minSide: 16,
+};
+
+export interface DecodedUpload {
+  /** [size,size,3] RGB 0..255, squashed to size x size like Keras' flow_from_directory. */
+  rgb: Float32Array;
+  width: number;
+  height: number;
+  format: "jpeg" | "png";
+  bytes: number;
+  sha256: string;
+}
+
+const RAW_TYPES = new Set(["image/jpeg", "image/jpg", "image/png"]);
+
+function mb(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Reads the body, refusing (413) as soon as it exceeds maxBytes. */
+export async function readBodyCapped(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new HttpError(
+      413,
+      "payload_too_large",
+      `upload of ${mb(declared)} exceeds the limit of ${mb(maxBytes)}`,
+    );
+  }
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new HttpError(
+          413,
+          "payload_too_large",
+          `upload exceeds the limit of ${mb(maxBytes)}`,
+        );
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/** The image bytes of a request: multipart field `image` or a raw JPEG/PNG body. */
+export async function extractImageBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "multipart/form-data" && !RAW_TYPES.has(type)) {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `Content-Type ${
+        JSON.stringify(type || "(none)")
+      } not accepted: send multipart/form-data with a field "image", or a raw image/jpeg or image/png body`,
+    );
+  }
+  const body = await readBodyCapped(req, maxBytes);
+  if (body.byteLength === 0) {
+    throw new HttpError(400, "empty_body", "request body is empty: send a JPEG or PNG image");
+  }
+  if (type !== "multipart/form-data") return body;
+  let form: FormData;
+  try {
+    form = await new Response(body as Uint8Array<ArrayBuffer>, {
+      headers: { "content-type": req.headers.get("content-type")! },
+    })
+      .formData();
+  } catch (e) {
+    throw new HttpError(
+      400,
+      "bad_multipart",
+      `cannot parse multipart/form-data body: ${(e as Error).message}`,
+    );
+  }
+  const field = form.get("image");
+  if (field === null) {
+    throw new HttpError(
+      400,
+      "missing_field",
+      `multipart body has no field "image" (fields: ${[...form.keys()].join(", ") || "none"})`,
+    );
+  }
+  if (typeof field === "string") {
+    throw new HttpError(400, "bad_field", `multipart field "image" must be a file, got text`);
+  }
+  const bytes = new Uint8Array(await field.arrayBuffer());
+  if (bytes.byteLength === 0) {
+    throw new HttpError(400, "empty_body", `multipart field "image" is empty`);
+  }
+  return bytes;
+}
+
+/** "jpeg" | "png" from the magic bytes, or null. */
+export function sniffFormat(bytes: Uint8Array): "jpeg" | "png" | null {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    return "jpeg";
+  }
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length >= 8 && png.every((b, i) => bytes[i] === b)) return "png";
+  return null;
+}
+
+/** Checks the signature and header, then decodes to [size,size,3] RGB 0..255 (lib/data/images.ts). */
+export async function decodeUpload(
+  bytes: Uint8Array,
+  limits: UploadLimits = DEFAULT_LIMITS,
+  size = 224,
+): Promise<DecodedUpload> {
+  const format = sniffFormat(bytes);
+  if (!format) {
+    throw new HttpError(
+      400,
+      "not_an_image",
+      "body is not a JPEG or PNG image (unrecognised file signature)",
+    );
+  }
+  let meta: { width?: number; height?: number };
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new HttpError(
+      400,
+      "corrupt_image",
+      `cannot read the ${format.toUpperCase()} header: ${(e as Error).message}`,
+    );
+  }
+  const { width = 0, height = 0 } = meta;
+  if (width * height > limits.maxPixels) {
+    throw new HttpError(
+      422,
+      "image_too_large",
+      `image is ${width}x${height} (${
+        (width * height / 1e6).toFixed(1)
+      } megapixels); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} megapixels`,
+    );
+  }
+  if (width < limits.minSide || height < limits.minSide) {
+    throw new HttpError(
+      422,
+      "image_too_small",
+      `image is ${width}x${height}; each side must be at least ${limits.minSide} pixels`,
+    );
+  }
+  // The same decoder (and nearest resize) as training, so served inputs match trained ones.
+  let decoded: DecodedImage;
+  try {
+    decoded = await decodeImage(bytes, size, { name: "upload" });
+  } catch (e) {
+    throw new HttpError(
+      400,
+      "corrupt_image",
+      `cannot decode the ${format.toUpperCase()} image (truncated or corrupt): ${
+        (e as Error).message
+      }`,
+    );
+  }
+  return {
+    rgb: decoded.data,
+    width,
+    height,
+    format,
+    bytes: bytes.byteLength,
+    sha256: decoded.sha256,
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * `openTracker`: the one entry point training, notebooks and CLIs use.
+ *
+ * - uri null                     -> a no-op tracker (backend "off"), e.g. `--no-mlflow`;
+ * - uri http(s)://...            -> REST tracker with a local spool (lib/tracking/spool.ts);
+ * - uri file:... or a path       -> MLflow file store at that folder;
+ * - uri undefined                -> MLFLOW_TRACKING_URI when set, else the file store
+ *                                   `outputs/mlruns` (`mlflow ui --backend-store-uri ./outputs/mlruns`).
+ */
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { outputsDir } from "../util/paths.ts";
+import { contextTags, currentUser } from "./context.ts";
+import { type FileRun, MlflowFileStore } from "./filestore.ts";
+import { modelHistoryEntry, writeOnnxModelDir } from "./mlmodel.ts";
+import { MlflowRestClient } from "./rest.ts";
+import { effectiveArtifactPath, MODEL_HISTORY_TAG, RestTracker, toBatch } from "./spool.ts";
+import type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
+
+export type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
+export { syncSpool } from "./spool.ts";
+
+/** Default file store location: outputs/mlruns. */
+export function defaultMlrunsDir(): string {
+  return join(outputsDir(), "mlruns");
+}
+
+/** The tracking URI openTracker would use for `uri` (null = off). */
+export function resolveTrackingUri(uri?: string | null): string | null {
+  if (uri === null) return null;
+  if (uri !== undefined && uri !== "") return uri;
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MLFLOW_TRACKING_URI") || undefined;
+  } catch { /* no --allow-env */ }
+  return env ?? defaultMlrunsDir();
+}
+
+/** Tracks nothing (backend "off"); every call resolves at once. */
+export class NoopTracker implements Tracker {
+  readonly runId = "";
+  readonly backend = "off" as const;
+  async logParams(_params: Record<string, string | number | boolean>): Promise<void> {}
+  async logMetrics(_metrics: Record<string, number>, _step: number, _ts?: number) {}
+  async setTags(_tags: Record<string, string>): Promise<void> {}
+  async logArtifact(_localPath: string, _artifactPath?: string): Promise<void> {}
+  async logOnnxModel(_onnxPath: string, _artifactPath?: string, _extra?: OnnxModelExtra) {}
+  async end(_status: RunEndStatus): Promise<void> {}
+}
+
+/** Runs written directly into an MLflow file store (see filestore.ts for the layout). */
+export class FileTracker implements Tracker {
+  readonly backend = "file" as const;
+  readonly store: MlflowFileStore;
+  readonly run: FileRun;
+  #ended = false;
+
+  constructor(store: MlflowFileStore, run: FileRun) {
+    this.store = store;
+    this.run = run;
+  }
+
+  static async open(root: string, opts: OpenTrackerOptions): Promise<FileTracker> {
+    const store = new MlflowFileStore(root);
+    await store.ensureRoot();
+    if (opts.resumeRunId) {
+      const run = await store.findRun(opts.resumeRunId);
+      if (!run) {
+        throw new Error(`cannot resume MLflow run ${opts.resumeRunId}: not found in ${store.root}`);
+      }
+      await store.setStatus(run, "RUNNING", null);
+      if (opts.tags) await store.logBatch(run, toBatch({ tags: opts.tags }));
+      return new FileTracker(store, run);
+    }
+    const experimentId = await store.getOrCreateExperiment(opts.experiment);
+    const run = await store.createRun({
+      experimentId,
+      runName: opts.runName,
+      startTime: Date.now(),
+      userId: currentUser(),
+      tags: { ...contextTags(), ...(opts.tags ?? {}) },
+    });
+    return new FileTracker(store, run);
+  }
+
+  get runId(): string {
+    return this.run.runId;
+  }
+
+  #check(): void {
+    if (this.#ended) throw new Error(`MLflow run ${this.runId} has already ended`);
+  }
+
+  async logParams(params: Record<string, string | number | boolean>): Promise<void> {
+    this.#check();
+    await this.store.logBatch(this.run, toBatch({ params }));
+  }
+
+  async logMetrics(metrics: Record<string, number>, step: number, timestamp?: number) {
+    this.#check();
+    await this.store.logBatch(this.run, toBatch({ metrics, step, timestamp }));
+  }
+
+  async setTags(tags: Record<string, string>): Promise<void> {
+    this.#check();
+    await this.store.logBatch(this.run, toBatch({ tags }));
+  }
+
+  async logArtifact(localPath: string, artifactPath?: string): Promise<void> {
+    this.#check();
+    await this.store.copyArtifact(
+      this.run,
+      localPath,
+      await effectiveArtifactPath(localPath, artifactPath),
+    );
+  }
+
+  async logOnnxModel(onnxPath: string, artifactPath = "model", extra: OnnxModelExtra = {}) {
+    this.#check();
+    const model = await writeOnnxModelDir(
+      onnxPath,
+      join(this.run.runDir, "artifacts", artifactPath),
+      { runId: this.runId, artifactPath, signature: extra.signature, metadata: extra.metadata },
+    );
+    const old = await this.store.readTag(this.run, MODEL_HISTORY_TAG);
+    const history = [...(old ? JSON.parse(old) : []), modelHistoryEntry(model)];
+    await this.store.logBatch(
+      this.run,
+      toBatch({ tags: { [MODEL_HISTORY_TAG]: JSON.stringify(history) } }),
+    );
+  }
+
+  async end(status: RunEndStatus): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.store.setStatus(this.run, status, Date.now());
+  }
+}
+
+/** Opens a run on the backend the URI selects (see the header). */
+export async function openTracker(
+  opts: OpenTrackerOptions & { spoolRoot?: string; retryIntervalMs?: number },
+): Promise<Tracker> {
+  const uri = resolveTrackingUri(opts.uri);
+  if (uri === null) return new NoopTracker();
+  if (/^https?:\/\//.test(uri)) {
+    return await RestTracker.open({
+      client: MlflowRestClient.fromEnv(uri),
+      uri,
+      experiment: opts.experiment,
+      runName: opts.runName,
+      tags: { ...contextTags(), ...(opts.tags ?? {}) },
+      userId: currentUser(),
+      resumeRunId: opts.resumeRunId,
+      root: opts.spoolRoot,
+      retryIntervalMs: opts.retryIntervalMs,
+    });
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !uri.startsWith("file:")) {
+    throw new Error(
+      `unsupported MLflow tracking URI '${uri}': use http(s)://host:port, a folder, or file:`,
+    );
+  }
+  const root = uri.startsWith("file:") ? fileURLToPath(uri) : resolve(uri);
+  return await FileTracker.open(root, opts);
+}

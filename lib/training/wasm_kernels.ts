@@ -1,0 +1,138 @@
+/**
+ * Gradient kernels the tfjs wasm backend lacks, so a conv tail can be trained on wasm.
+ *
+ * tfjs-backend-wasm 4.22 has Conv2D, Conv2DBackpropInput, pooling grads and everything a
+ * BatchNorm/ReLU/Concat/Add backward pass needs, but no Conv2DBackpropFilter (the kernel gradient
+ * of every conv). We add it as im2col (a plain copy loop in JS, skipped for 1x1 stride-1 convs,
+ * which are most of ResNet50's and DenseNet121's tails) followed by the wasm backend's own
+ * XNNPACK BatchMatMul: dW[K, Cout] = cols[M, K]^T x dy[M, Cout] with K = kh*kw*cin, M = n*oh*ow.
+ */
+import * as tf from "@tensorflow/tfjs";
+
+/** The parts of tfjs-backend-wasm's BackendWasm we use (not exported as a type). */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+  disposeData(dataId: unknown): boolean;
+}
+
+interface Conv2DBackpropFilterAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number;
+  dataFormat: "NHWC" | "NCHW";
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  filterShape: [number, number, number, number];
+}
+
+/** Kernels registered by `registerWasmTrainingKernels` (for logs and tests). */
+export const EXTRA_WASM_KERNELS: readonly string[] = ["Conv2DBackpropFilter"];
+
+/** Writes the im2col matrix [n*oh*ow, kh*kw*cin] of NHWC `x` into `cols` (zero padding). */
+export function im2col(
+  x: Float32Array,
+  cols: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: oh,
+    outWidth: ow,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  const rowLen = kh * kw * c;
+  let dst = 0;
+  for (let b = 0; b < n; b++) {
+    const xBatch = b * h * w * c;
+    for (let y = 0; y < oh; y++) {
+      for (let x0 = 0; x0 < ow; x0++) {
+        for (let i = 0; i < kh; i++) {
+          const iy = y * sh - top + i * dh;
+          if (iy < 0 || iy >= h) {
+            cols.fill(0, dst, dst + kw * c);
+            dst += kw * c;
+            continue;
+          }
+          const xRow = xBatch + iy * w * c;
+          for (let j = 0; j < kw; j++) {
+            const ix = x0 * sw - left + j * dw;
+            if (ix < 0 || ix >= w) cols.fill(0, dst, dst + c);
+            else cols.set(x.subarray(xRow + ix * c, xRow + ix * c + c), dst);
+            dst += c;
+          }
+        }
+      }
+    }
+  }
+  if (dst !== n * oh * ow * rowLen) throw new Error("im2col: size mismatch");
+}
+
+function conv2dBackpropFilterWasm(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  if (attrs.dataFormat === "NCHW") {
+    throw new Error("Conv2DBackpropFilter (cxr wasm kernel): only NHWC is supported");
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const m = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+  let cols: tf.TensorInfo;
+  let ownCols = false;
+  if (pointwise) {
+    cols = { dataId: x.dataId, shape: [1, m, k], dtype: "float32" };
+  } else {
+    cols = backend.makeOutput([1, m, k], "float32");
+    ownCols = true;
+    // Views are taken after the allocation: growing the wasm heap detaches older views.
+    const xData = backend.typedArrayFromHeap(x);
+    im2col(xData, backend.typedArrayFromHeap(cols), info);
+  }
+  const matMul = tf.getKernel("BatchMatMul", "wasm");
+  if (!matMul) throw new Error("wasm backend has no BatchMatMul kernel");
+  const out = matMul.kernelFunc({
+    inputs: {
+      a: cols,
+      b: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" },
+    },
+    backend: args.backend as tf.KernelBackend,
+    attrs: { transposeA: true, transposeB: false },
+  }) as tf.TensorInfo;
+  if (ownCols) backend.disposeData(cols.dataId);
+  return { dataId: out.dataId, shape: [...attrs.filterShape], dtype: "float32" };
+}
+
+let registered = false;
+
+/** Registers the missing gradient kernels for backend "wasm" (idempotent). */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  registered = true;
+  if (!tf.getKernel("Conv2DBackpropFilter", "wasm")) {
+    tf.registerKernel({
+      kernelName: "Conv2DBackpropFilter",
+      backendName: "wasm",
+      kernelFunc: conv2dBackpropFilterWasm as unknown as tf.KernelFunc,
+    });
+  }
+}

@@ -1,0 +1,339 @@
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "./tracking_assert.ts";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { tinyOnnxModel } from "./tracking_fake_mlflow.ts";
+import {
+  FileTracker,
+  NoopTracker,
+  openTracker,
+  resolveTrackingUri,
+} from "../lib/tracking/tracker.ts";
+import { parseFlatYaml } from "../lib/tracking/yaml.ts";
+import { readOnnxGraphInfo } from "../lib/tracking/mlmodel.ts";
+import { gitCommit } from "../lib/tracking/context.ts";
+
+async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "cxr-mlruns-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const read = (p: string) => Deno.readTextFile(p);
+const meta = async (p: string) => parseFlatYaml(await read(p), p);
+
+/** PyYAML's view of a YAML file (null when python3 + yaml are not installed). */
+async function pyYaml(path: string): Promise<unknown> {
+  try {
+    const out = await new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        path,
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return out.success ? JSON.parse(new TextDecoder().decode(out.stdout)) : null;
+  } catch {
+    return null;
+  }
+}
+
+Deno.test("filestore: MLflow file-store layout, field by field", async () => {
+  await withTemp(async (dir) => {
+    const root = join(dir, "mlruns");
+    const before = Date.now();
+    const tracker = await openTracker({
+      experiment: "cxr",
+      runName: "densenet121-quick-formula",
+      tags: { net: "densenet121", "cxr.backend": "wasm" },
+      uri: root,
+    });
+    assert(tracker instanceof FileTracker);
+    assertEquals(tracker.backend, "file");
+    await tracker.logParams({
+      net: "densenet121",
+      lr: 0.001,
+      restore_best: true,
+      "phase1/epochs": 3,
+    });
+    await tracker.logMetrics({ loss: 0.69, val_auc: 1 }, 1, 1_700_000_001_000);
+    await tracker.logMetrics({ loss: 0.5, val_auc: 0.875 }, 2, 1_700_000_002_000);
+    await tracker.setTags({ "cxr.weights_md5": "d41d8cd9" });
+    const hist = join(dir, "history.json");
+    await Deno.writeTextFile(hist, "{}");
+    await tracker.logArtifact(hist);
+    await tracker.logArtifact(hist, "extra/deep");
+    const charts = join(dir, "charts");
+    await Deno.mkdir(charts);
+    await Deno.writeTextFile(join(charts, "roc.svg"), "<svg/>");
+    await tracker.logArtifact(charts);
+    const onnx = join(dir, "classifier.onnx");
+    await Deno.writeFile(onnx, tinyOnnxModel());
+    await tracker.logOnnxModel(onnx, "model", {
+      metadata: { net: "densenet121", threshold: 0.42 },
+    });
+    await tracker.end("FINISHED");
+    const after = Date.now();
+
+    // root: .trash and the Default experiment
+    assert((await Deno.stat(join(root, ".trash"))).isDirectory);
+    const m0 = await meta(join(root, "0", "meta.yaml"));
+    assertEquals(m0.experiment_id, "0");
+    assertEquals(m0.name, "Default");
+    assertEquals(m0.lifecycle_stage, "active");
+    assertEquals(m0.artifact_location, pathToFileURL(join(root, "0")).href);
+
+    // the experiment
+    const run = (tracker as FileTracker).run;
+    const expDir = join(root, run.experimentId);
+    assertMatch(run.experimentId, /^[1-9]\d*$/);
+    const em = await meta(join(expDir, "meta.yaml"));
+    assertEquals(Object.keys(em), [
+      "artifact_location",
+      "creation_time",
+      "experiment_id",
+      "last_update_time",
+      "lifecycle_stage",
+      "name",
+    ]);
+    assertEquals(em.name, "cxr");
+    assertEquals(em.experiment_id, run.experimentId);
+    assertEquals(em.lifecycle_stage, "active");
+    assertEquals(em.artifact_location, pathToFileURL(expDir).href);
+    assert(typeof em.creation_time === "number" && em.creation_time >= before);
+    assertEquals(em.last_update_time, em.creation_time);
+
+    // the run's meta.yaml
+    const runDir = join(expDir, run.runId);
+    assertMatch(run.runId, /^[0-9a-f]{32}$/);
+    const rm = await meta(join(runDir, "meta.yaml"));
+    assertEquals(Object.keys(rm), [
+      "artifact_uri",
+      "deleted_time",
+      "end_time",
+      "entry_point_name",
+      "experiment_id",
+      "lifecycle_stage",
+      "run_id",
+      "run_name",
+      "run_uuid",
+      "source_name",
+      "source_type",
+      "source_version",
+      "start_time",
+      "status",
+      "tags",
+      "user_id",
+    ]);
+    assertEquals(rm.artifact_uri, pathToFileURL(join(runDir, "artifacts")).href);
+    assertEquals(rm.deleted_time, null);
+    assert(typeof rm.end_time === "number" && rm.end_time >= (rm.start_time as number));
+    assert((rm.end_time as number) <= after);
+    assertEquals(rm.entry_point_name, "");
+    assertEquals(rm.experiment_id, run.experimentId);
+    assertEquals(rm.lifecycle_stage, "active");
+    assertEquals(rm.run_id, run.runId);
+    assertEquals(rm.run_uuid, run.runId);
+    assertEquals(rm.run_name, "densenet121-quick-formula");
+    assertEquals(rm.source_name, "");
+    assertEquals(rm.source_type, 4);
+    assertEquals(rm.source_version, "");
+    assert(typeof rm.start_time === "number" && rm.start_time >= before);
+    assertEquals(rm.status, 3); // FINISHED
+    assertEquals(rm.tags, []);
+    assert(typeof rm.user_id === "string" && rm.user_id !== "");
+
+    // PyYAML (what MLflow uses) reads the same values and types
+    const py = await pyYaml(join(runDir, "meta.yaml")) as Record<string, unknown> | null;
+    if (py) {
+      assertEquals(py.experiment_id, run.experimentId); // a string, not an int
+      assertEquals(py.status, 3);
+      assertEquals(py.tags, []);
+      assertEquals(py.deleted_time, null);
+      assertEquals(py.run_name, rm.run_name);
+      assertEquals(
+        (await pyYaml(join(root, "0", "meta.yaml")) as Record<string, unknown>).experiment_id,
+        "0",
+      );
+    }
+
+    // metrics: "<timestamp> <value> <step>" lines, Python float formatting
+    assertEquals(
+      await read(join(runDir, "metrics", "loss")),
+      "1700000001000 0.69 1\n1700000002000 0.5 2\n",
+    );
+    assertEquals(
+      await read(join(runDir, "metrics", "val_auc")),
+      "1700000001000 1.0 1\n1700000002000 0.875 2\n",
+    );
+    // params: value without newline; "/" in a key makes a folder like MLflow
+    assertEquals(await read(join(runDir, "params", "net")), "densenet121");
+    assertEquals(await read(join(runDir, "params", "lr")), "0.001");
+    assertEquals(await read(join(runDir, "params", "restore_best")), "true");
+    assertEquals(await read(join(runDir, "params", "phase1", "epochs")), "3");
+    // tags
+    const tag = (k: string) => read(join(runDir, "tags", k));
+    assertEquals(await tag("mlflow.runName"), "densenet121-quick-formula");
+    assertEquals(await tag("mlflow.source.type"), "LOCAL");
+    assert((await tag("mlflow.source.name")).length > 0);
+    assertEquals(await tag("mlflow.user"), rm.user_id);
+    const commit = gitCommit();
+    if (commit) assertEquals(await tag("mlflow.source.git.commit"), commit);
+    assertEquals(await tag("net"), "densenet121");
+    assertEquals(await tag("cxr.backend"), "wasm");
+    assertEquals(await tag("cxr.weights_md5"), "d41d8cd9");
+    // artifacts
+    const art = join(runDir, "artifacts");
+    assertEquals(await read(join(art, "history.json")), "{}");
+    assertEquals(await read(join(art, "extra", "deep", "history.json")), "{}");
+    assertEquals(await read(join(art, "charts", "roc.svg")), "<svg/>");
+    assertEquals(await Deno.readFile(join(art, "model", "model.onnx")), tinyOnnxModel());
+    const mlmodel = await read(join(art, "model", "MLmodel"));
+    for (
+      const line of [
+        "artifact_path: 'model'",
+        "  onnx:",
+        "    data: 'model.onnx'",
+        "  python_function:",
+        "    loader_module: 'mlflow.onnx'",
+        `run_id: '${run.runId}'`,
+      ]
+    ) assertStringIncludes(mlmodel, line);
+    // deno-lint-ignore no-explicit-any
+    const pyModel = await pyYaml(join(art, "model", "MLmodel")) as Record<string, any> | null;
+    if (pyModel) {
+      assertEquals(pyModel.flavors.onnx.data, "model.onnx");
+      assertEquals(pyModel.flavors.python_function.loader_module, "mlflow.onnx");
+      assertEquals(pyModel.flavors.python_function.data, "model.onnx");
+      assertEquals(pyModel.metadata.threshold, 0.42);
+      assertEquals(pyModel.metadata.onnx_opset, 13);
+      assertMatch(pyModel.model_uuid, /^[0-9a-f]{32}$/);
+      assertMatch(pyModel.utc_time_created, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/);
+      // signature derived from the ONNX graph; the initializer "w" is not an input
+      assertEquals(JSON.parse(pyModel.signature.inputs), [
+        {
+          type: "tensor",
+          "tensor-spec": { dtype: "float32", shape: [-1, 4, 4, 3] },
+          name: "image",
+        },
+      ]);
+      assertEquals(JSON.parse(pyModel.signature.outputs)[0].name, "head_dense");
+    }
+    const history = JSON.parse(await tag("mlflow.log-model.history"));
+    assertEquals(history.length, 1);
+    assertEquals(history[0].run_id, run.runId);
+    assertEquals(history[0].flavors.python_function.loader_module, "mlflow.onnx");
+
+    // a second run reuses the experiment; a new name makes a new one
+    const t2 = await openTracker({ experiment: "cxr", runName: "r2", uri: root }) as FileTracker;
+    assertEquals(t2.run.experimentId, run.experimentId);
+    await t2.end("FAILED");
+    assertEquals((await meta(join(t2.run.runDir, "meta.yaml"))).status, 4);
+    const t3 = await openTracker({
+      experiment: "other",
+      runName: "r3",
+      uri: `file://${root}`,
+    }) as FileTracker;
+    assert(t3.run.experimentId !== run.experimentId);
+    await t3.end("KILLED");
+    assertEquals((await meta(join(t3.run.runDir, "meta.yaml"))).status, 5);
+  });
+});
+
+Deno.test("filestore: resume reopens the run; params immutable; bad names refused", async () => {
+  await withTemp(async (dir) => {
+    const root = join(dir, "mlruns");
+    const t1 = await openTracker({
+      experiment: "cxr",
+      runName: "resumable",
+      uri: root,
+    }) as FileTracker;
+    await t1.logParams({ lr: 0.1 });
+    await t1.logMetrics({ loss: 1 }, 1, 5);
+    await t1.end("KILLED");
+    const t2 = await openTracker({
+      experiment: "cxr",
+      runName: "resumable",
+      uri: root,
+      resumeRunId: t1.runId,
+    }) as FileTracker;
+    assertEquals(t2.runId, t1.runId);
+    const runMeta = join(t2.run.runDir, "meta.yaml");
+    assertEquals((await meta(runMeta)).status, 1);
+    assertEquals((await meta(runMeta)).end_time, null);
+    await t2.logParams({ lr: 0.1 }); // same value: fine
+    const e = await assertRejects(() => t2.logParams({ lr: 0.2 }), Error);
+    assertStringIncludes(e.message, "Changing param values is not allowed");
+    await assertRejects(() => t2.logMetrics({ "bad:name": 1 }, 2), Error);
+    await assertRejects(() => t2.logMetrics({ "../escape": 1 }, 2), Error);
+    await assertRejects(() => t2.logArtifact(join(dir, "missing.txt")), Error);
+    await t2.logMetrics({ loss: 0.5 }, 2, 6);
+    await t2.end("FINISHED");
+    assertEquals((await meta(runMeta)).status, 3);
+    assertEquals(await read(join(t2.run.runDir, "metrics", "loss")), "5 1.0 1\n6 0.5 2\n");
+    await assertRejects(() => t2.logMetrics({ loss: 0.1 }, 3), Error); // ended
+    await assertRejects(
+      () =>
+        openTracker({ experiment: "cxr", runName: "x", uri: root, resumeRunId: "f".repeat(32) }),
+      Error,
+    );
+  });
+});
+
+Deno.test("openTracker: null is off; undefined uses MLFLOW_TRACKING_URI, else outputs/mlruns", async () => {
+  const off = await openTracker({ experiment: "e", runName: "r", uri: null });
+  assert(off instanceof NoopTracker);
+  assertEquals(off.backend, "off");
+  await off.logMetrics({ loss: 1 }, 1);
+  await off.end("FINISHED");
+  const saved = { uri: Deno.env.get("MLFLOW_TRACKING_URI"), out: Deno.env.get("CXR_OUTPUTS") };
+  try {
+    await withTemp(async (dir) => {
+      Deno.env.delete("MLFLOW_TRACKING_URI");
+      Deno.env.set("CXR_OUTPUTS", dir);
+      assertEquals(resolveTrackingUri(undefined), join(dir, "mlruns"));
+      const t = await openTracker({ experiment: "e", runName: "r" }) as FileTracker;
+      assertEquals(t.store.root, join(dir, "mlruns"));
+      await t.end("FINISHED");
+      Deno.env.set("MLFLOW_TRACKING_URI", join(dir, "elsewhere"));
+      assertEquals(resolveTrackingUri(undefined), join(dir, "elsewhere"));
+      assertEquals(resolveTrackingUri("http://h:5000"), "http://h:5000");
+      await assertRejects(
+        () => openTracker({ experiment: "e", runName: "r", uri: "s3://bucket" }),
+        Error,
+      );
+    });
+  } finally {
+    saved.uri === undefined
+      ? Deno.env.delete("MLFLOW_TRACKING_URI")
+      : Deno.env.set("MLFLOW_TRACKING_URI", saved.uri);
+    saved.out === undefined
+      ? Deno.env.delete("CXR_OUTPUTS")
+      : Deno.env.set("CXR_OUTPUTS", saved.out);
+  }
+});
+
+Deno.test("mlmodel: ONNX graph info (ir, opset, inputs without initializers, outputs)", () => {
+  const info = readOnnxGraphInfo(tinyOnnxModel());
+  assertEquals(info.irVersion, 8);
+  assertEquals(info.opsetVersion, 13);
+  assertEquals(info.inputs.map((i) => i.name), ["image"]);
+  assertEquals(info.outputs[0]["tensor-spec"], { dtype: "float32", shape: [-1, 1] });
+  let threw = false;
+  try {
+    readOnnxGraphInfo(new TextEncoder().encode("not an onnx file at all"));
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+});

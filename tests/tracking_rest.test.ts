@@ -1,0 +1,402 @@
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+} from "./tracking_assert.ts";
+import { join } from "node:path";
+import { FakeMlflow, type FakeRun, tinyOnnxModel } from "./tracking_fake_mlflow.ts";
+import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "../lib/tracking/rest.ts";
+import { RestTracker, syncSpool } from "../lib/tracking/spool.ts";
+import { openTracker } from "../lib/tracking/tracker.ts";
+import { main as syncMain } from "../lib/cli/mlflow_sync.ts";
+
+const quiet = () => {};
+
+async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "cxr-tracking-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function fastClient(
+  uri: string,
+  extra: Partial<ConstructorParameters<typeof MlflowRestClient>[0]> = {},
+) {
+  return new MlflowRestClient({ uri, retries: 1, backoffMs: 5, timeoutMs: 5000, ...extra });
+}
+
+function openRest(fake: FakeMlflow, root: string, runName: string, client?: MlflowRestClient) {
+  return RestTracker.open({
+    client: client ?? fastClient(fake.url),
+    uri: fake.url,
+    experiment: "cxr-test",
+    runName,
+    tags: { net: "resnet50" },
+    userId: "tester",
+    root,
+    retryIntervalMs: 20,
+    log: quiet,
+  });
+}
+
+function metricCounts(run: FakeRun): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of run.metrics) {
+    const id = `${m.key}@${m.step}`;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return counts;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+Deno.test("rest: full run arrives on the server (params, metrics, tags, artifacts, model)", async () => {
+  const fake = new FakeMlflow();
+  fake.requiredAuth = `Basic ${btoa("alice:s3cret")}`;
+  fake.start();
+  const saved = ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]
+    .map((k) => [k, Deno.env.get(k)] as const);
+  try {
+    await withTemp(async (dir) => {
+      Deno.env.set("MLFLOW_TRACKING_USERNAME", "alice");
+      Deno.env.set("MLFLOW_TRACKING_PASSWORD", "s3cret");
+      Deno.env.delete("MLFLOW_TRACKING_TOKEN");
+      const spool = join(dir, "spool");
+      const tracker = await openTracker({
+        experiment: "cxr-test",
+        runName: "resnet50-quick",
+        tags: { net: "resnet50", "cxr.split_protocol": "patient" },
+        uri: fake.url,
+        spoolRoot: spool,
+      });
+      assertEquals(tracker.backend, "rest");
+      // 150 params: more than one log-batch may carry (100)
+      const params: Record<string, string | number | boolean> = {};
+      for (let i = 0; i < 150; i++) params[`p${String(i).padStart(3, "0")}`] = i * 0.5;
+      params.net = "resnet50";
+      params.restore_best = true;
+      await tracker.logParams(params);
+      const t0 = 1_700_000_000_000;
+      for (let epoch = 1; epoch <= 3; epoch++) {
+        await tracker.logMetrics(
+          { loss: 1 / epoch, val_auc: 0.5 + epoch / 10, "val/loss": NaN },
+          epoch,
+          t0 + epoch * 1000,
+        );
+      }
+      await tracker.setTags({ "cxr.weights_md5": "abc123" });
+      const history = join(dir, "history.json");
+      await Deno.writeTextFile(history, '{"epochs":[]}');
+      await tracker.logArtifact(history);
+      const charts = join(dir, "charts");
+      await Deno.mkdir(join(charts, "sub"), { recursive: true });
+      await Deno.writeTextFile(join(charts, "roc.svg"), "<svg/>");
+      await Deno.writeTextFile(join(charts, "sub", "pr.svg"), "<svg>pr</svg>");
+      await tracker.logArtifact(charts);
+      const onnx = join(dir, "classifier.onnx");
+      await Deno.writeFile(onnx, tinyOnnxModel());
+      await tracker.logOnnxModel(onnx, "model", { metadata: { net: "resnet50" } });
+      await tracker.end("FINISHED");
+
+      assertEquals(fake.runs.size, 1);
+      const run = [...fake.runs.values()][0];
+      assertEquals(tracker.runId, run.info.run_id);
+      assertEquals(run.info.run_name, "resnet50-quick");
+      assertEquals(run.info.status, "FINISHED");
+      assert(run.info.end_time! >= run.info.start_time);
+      assertEquals(fake.experiments.get(run.info.experiment_id)!.name, "cxr-test");
+      assertEquals(run.params.size, 152);
+      assertEquals(run.params.get("p003"), "1.5");
+      assertEquals(run.params.get("restore_best"), "true");
+      assertEquals(run.tags.get("mlflow.runName"), "resnet50-quick");
+      assertEquals(run.tags.get("net"), "resnet50");
+      assertEquals(run.tags.get("cxr.split_protocol"), "patient");
+      assertEquals(run.tags.get("cxr.weights_md5"), "abc123");
+      assertEquals(run.tags.get("mlflow.source.type"), "LOCAL");
+      assertEquals(run.metrics.length, 9);
+      const loss = run.metrics.filter((m) => m.key === "loss");
+      assertEquals(loss.map((m) => [m.step, m.timestamp, m.value]), [
+        [1, t0 + 1000, 1],
+        [2, t0 + 2000, 0.5],
+        [3, t0 + 3000, 1 / 3],
+      ]);
+      assert(run.metrics.filter((m) => m.key === "val/loss").every((m) => Number.isNaN(m.value)));
+      const base = `${run.info.experiment_id}/${run.info.run_id}/artifacts`;
+      const text = (p: string) => new TextDecoder().decode(fake.artifacts.get(`${base}/${p}`));
+      assertEquals(text("history.json"), '{"epochs":[]}');
+      assertEquals(text("charts/roc.svg"), "<svg/>");
+      assertEquals(text("charts/sub/pr.svg"), "<svg>pr</svg>");
+      assertEquals(fake.artifacts.get(`${base}/model/model.onnx`), tinyOnnxModel());
+      const mlmodel = text("model/MLmodel");
+      assertStringIncludes(mlmodel, "loader_module: 'mlflow.onnx'");
+      assertStringIncludes(mlmodel, `run_id: '${run.info.run_id}'`);
+      assertStringIncludes(mlmodel, "artifact_path: 'model'");
+      assert(fake.artifacts.has(`${base}/model/requirements.txt`));
+      const logged = JSON.parse(run.tags.get("mlflow.log-model.history")!);
+      assertEquals(logged.length, 1);
+      assertEquals(logged[0].artifact_path, "model");
+      assertEquals(Object.keys(logged[0].flavors).sort(), ["onnx", "python_function"]);
+      // auth header on every request, params split over >= 2 log-batch requests
+      assert(fake.requests.length > 5);
+      assert(fake.requests.every((r) => r.auth === fake.requiredAuth));
+      const batches = fake.requests.filter((r) => r.path.endsWith("/runs/log-batch"));
+      assert(batches.length >= 2 + 3 + 1);
+      assertEquals(await exists(spool) && (await Array.fromAsync(Deno.readDir(spool))).length, 0);
+    });
+  } finally {
+    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+    await fake.stop();
+  }
+});
+
+Deno.test("rest: log-batch limits are respected (2500 metrics) and enforced by the fake", async () => {
+  const fake = new FakeMlflow();
+  fake.start();
+  try {
+    await withTemp(async (dir) => {
+      const tracker = await openRest(fake, dir, "many-metrics");
+      const metrics: Record<string, number> = {};
+      for (let i = 0; i < 2500; i++) metrics[`m${i}`] = i;
+      await tracker.logMetrics(metrics, 7, 1234);
+      await tracker.end("FINISHED");
+      const run = fake.runByName("many-metrics")[0];
+      assertEquals(run.metrics.length, 2500);
+      assertEquals(run.metrics[2499], { key: "m2499", value: 2499, timestamp: 1234, step: 7 });
+      // the fake refuses what a real server refuses
+      const body = {
+        run_id: run.info.run_id,
+        metrics: Array.from(
+          { length: 1001 },
+          (_, i) => ({ key: `x${i}`, value: 1, timestamp: 1, step: 0 }),
+        ),
+      };
+      const res = await fetch(`${fake.url}/api/2.0/mlflow/runs/log-batch`, {
+        method: "POST",
+        body: JSON.stringify(body),
+      });
+      assertEquals(res.status, 400);
+      const err = await res.json();
+      assertEquals(err.error_code, "INVALID_PARAMETER_VALUE");
+      assertStringIncludes(err.message, "at most 1000 metrics");
+    });
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("rest: MLflow error bodies become clear errors; bearer token sent", async () => {
+  const fake = new FakeMlflow();
+  fake.requiredAuth = "Bearer tok-123";
+  fake.start();
+  try {
+    const client = fastClient(fake.url, { token: "tok-123" });
+    const id = await client.getOrCreateExperiment("exp-a");
+    assertEquals(await client.getOrCreateExperiment("exp-a"), id);
+    const dup = await assertRejects(() => client.createExperiment("exp-a"), MlflowApiError);
+    assertEquals(dup.errorCode, "RESOURCE_ALREADY_EXISTS");
+    assertStringIncludes(dup.message, "experiments/create");
+    assertStringIncludes(dup.message, "already exists");
+    const nope = await assertRejects(
+      () => client.createRun({ experimentId: "999", runName: "x", startTime: 1, tags: {} }),
+      MlflowApiError,
+    );
+    assertEquals(nope.status, 404);
+    assertMatch(nope.message, /runs\/create failed \(HTTP 404 RESOURCE_DOES_NOT_EXIST\)/);
+    assertEquals(await client.getExperimentByName("missing"), null);
+    const bad = fastClient(fake.url, { token: "wrong" });
+    const auth = await assertRejects(() => bad.getExperimentByName("exp-a"), MlflowApiError);
+    assert(auth.isAuth);
+    // a changed param is refused (INVALID_PARAMETER_VALUE); the run goes on and finishes
+    await withTemp(async (dir) => {
+      const tracker = await openRest(fake, dir, "param-change", client);
+      await tracker.logParams({ lr: 0.001 });
+      await tracker.logParams({ lr: 0.01 });
+      await tracker.logMetrics({ loss: 0.3 }, 1);
+      assertEquals(tracker.spool.state.rejected.length, 1);
+      assertStringIncludes(tracker.spool.state.rejected[0].error, "INVALID_PARAMETER_VALUE");
+      await tracker.end("FINISHED");
+      const run = fake.runByName("param-change")[0];
+      assertEquals(run.params.get("lr"), "0.001");
+      assertEquals(run.info.status, "FINISHED");
+      assertEquals(run.metrics.length, 1);
+    });
+    assert(fake.requests.filter((r) => r.auth === "Bearer tok-123").length > 5);
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("rest: 5xx answers are retried with backoff; unreachable server is reported", async () => {
+  const fake = new FakeMlflow();
+  fake.start();
+  try {
+    const client = fastClient(fake.url, { retries: 3 });
+    fake.failNext = { count: 2, status: 503 };
+    assertEquals(typeof (await client.getOrCreateExperiment("retry")), "string");
+    assertEquals(fake.failNext.count, 0);
+    fake.failNext = { count: 10, status: 500 };
+    await assertRejects(() => client.getExperimentByName("retry"), MlflowUnavailableError);
+    fake.failNext.count = 0;
+  } finally {
+    await fake.stop();
+  }
+  const down = fastClient(fake.url);
+  const e = await assertRejects(() => down.getExperimentByName("x"), MlflowUnavailableError);
+  assertStringIncludes(e.message, "experiments/get-by-name");
+});
+
+Deno.test("rest fault: server dies mid-run, training goes on, sync delivers every record once", async () => {
+  const fake = new FakeMlflow();
+  fake.start();
+  try {
+    await withTemp(async (dir) => {
+      const root = join(dir, "spool");
+      const tracker = await openRest(fake, root, "fault-run");
+      await tracker.logParams({ net: "vgg16", epochs: 8 });
+      for (let epoch = 1; epoch <= 2; epoch++) {
+        await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
+      }
+      const runId = tracker.runId;
+      assertEquals(fake.runs.get(runId)!.metrics.length, 4);
+      await fake.stop(); // the server goes away
+      for (let epoch = 3; epoch <= 8; epoch++) {
+        await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const report = join(dir, "report.md");
+      await Deno.writeTextFile(report, "# report v1");
+      await tracker.logArtifact(report);
+      await Deno.writeTextFile(report, "# changed after logging"); // the spool kept a copy
+      await tracker.end("FINISHED");
+      assert(tracker.pending >= 12 / 2 + 2, `pending ${tracker.pending}`);
+      assert(await exists(tracker.spool.dir));
+      assertEquals(fake.runs.get(runId)!.info.status, "RUNNING");
+
+      fake.start(); // same port, same state
+      const result = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
+      assertEquals(result.pending, 0);
+      assertEquals(result.runs.length, 1);
+      assertEquals(result.runs[0].remoteRunId, runId);
+      assertEquals(result.replayed, result.runs[0].delivered);
+      assertEquals(fake.runs.size, 1);
+      const run = fake.runs.get(runId)!;
+      const counts = metricCounts(run);
+      for (let epoch = 1; epoch <= 8; epoch++) {
+        assertEquals(counts.get(`loss@${epoch}`), 1, `loss@${epoch}`);
+        assertEquals(counts.get(`val_auc@${epoch}`), 1, `val_auc@${epoch}`);
+      }
+      assertEquals(run.metrics.length, 16);
+      assertEquals(run.metrics.find((m) => m.key === "loss" && m.step === 5)!.timestamp, 1005);
+      assertEquals(run.info.status, "FINISHED");
+      const art = fake.artifacts.get(`${run.info.experiment_id}/${runId}/artifacts/report.md`);
+      assertEquals(new TextDecoder().decode(art), "# report v1");
+      assertEquals(await exists(tracker.spool.dir), false);
+      // a second sync finds nothing and changes nothing
+      const again = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
+      assertEquals(again, { replayed: 0, pending: 0, runs: [] });
+      assertEquals(run.metrics.length, 16);
+    });
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("rest fault: server down from the start; sync creates exactly one run, KILLED", async () => {
+  const fake = new FakeMlflow();
+  fake.start();
+  await fake.stop();
+  try {
+    await withTemp(async (dir) => {
+      const root = join(dir, "spool");
+      const tracker = await openRest(fake, root, "offline-run");
+      assertMatch(tracker.runId, /^\d{8}T\d{6}-[0-9a-f]{8}$/); // local key until created
+      await tracker.logParams({ a: 1 });
+      await tracker.logMetrics({ loss: 0.5 }, 1, 10);
+      const onnx = join(dir, "m.onnx");
+      await Deno.writeFile(onnx, tinyOnnxModel());
+      await tracker.logOnnxModel(onnx);
+      await tracker.end("KILLED");
+      assertEquals(tracker.pending, 4);
+      fake.start();
+      const lines: string[] = [];
+      const code = await syncMain(["--spool", root, "--uri", fake.url], (s) => lines.push(s));
+      assertEquals(code, 0);
+      assertStringIncludes(lines.join("\n"), "offline-run");
+      assertStringIncludes(lines.join("\n"), "ended KILLED");
+      assertStringIncludes(lines.at(-1)!, "replayed 4 records, 0 pending");
+      assertEquals(fake.runs.size, 1);
+      const run = fake.runByName("offline-run")[0];
+      assertEquals(run.info.status, "KILLED");
+      assertEquals(run.params.get("a"), "1");
+      assertEquals(run.metrics, [{ key: "loss", value: 0.5, timestamp: 10, step: 1 }]);
+      const mlmodel = fake.artifacts.get(
+        `${run.info.experiment_id}/${run.info.run_id}/artifacts/model/MLmodel`,
+      );
+      // the model dir is written at delivery, with the run id the server gave
+      assertStringIncludes(new TextDecoder().decode(mlmodel), `run_id: '${run.info.run_id}'`);
+    });
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("rest fault: lost answers (create, log-batch) are not duplicated on replay", async () => {
+  const fake = new FakeMlflow();
+  fake.start();
+  try {
+    await withTemp(async (dir) => {
+      // a fetch that lets chosen requests reach the server, then drops the answer
+      const dropAnswer = new Set<string>(["runs/create", "runs/log-batch"]);
+      const lossy: typeof fetch = async (input, init) => {
+        const res = await fetch(input, init);
+        const hit = [...dropAnswer].find((e) => String(input).includes(`/api/2.0/mlflow/${e}`));
+        if (hit) {
+          dropAnswer.delete(hit);
+          await res.body?.cancel();
+          throw new TypeError("connection reset (answer lost)");
+        }
+        return res;
+      };
+      const root = join(dir, "spool");
+      const tracker = await openRest(
+        fake,
+        root,
+        "lossy",
+        fastClient(fake.url, { retries: 0, fetchImpl: lossy }),
+      );
+      assertEquals(fake.runs.size, 1); // created, but the tracker did not hear back
+      assertEquals(tracker.spool.state.remoteRunId, null);
+      await tracker.logMetrics({ loss: 0.9, acc: 0.6 }, 1, 100);
+      await new Promise((r) => setTimeout(r, 30)); // past retryIntervalMs
+      await tracker.logMetrics({ loss: 0.7, acc: 0.7 }, 2, 200); // answer of this batch dropped
+      await new Promise((r) => setTimeout(r, 30));
+      await tracker.logMetrics({ loss: 0.5, acc: 0.8 }, 3, 300);
+      await tracker.end("FINISHED");
+      await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
+      assertEquals(fake.runs.size, 1);
+      const run = [...fake.runs.values()][0];
+      assertEquals(run.info.status, "FINISHED");
+      const counts = metricCounts(run);
+      assertEquals([...counts.values()], [1, 1, 1, 1, 1, 1]);
+      assertEquals(run.metrics.length, 6);
+    });
+  } finally {
+    await fake.stop();
+  }
+});
+
+Deno.test("mlflow:sync CLI: unknown flag exits 2; empty spool says so", async () => {
+  assertEquals(await syncMain(["--bogus"]), 2);
+  await withTemp(async (dir) => {
+    const lines: string[] = [];
+    assertEquals(await syncMain(["--spool", dir], (s) => lines.push(s)), 0);
+    assertStringIncludes(lines[0], "nothing to replay");
+  });
+});
