@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { getNetSpec, NET_NAMES, parseNetName } from "../lib/models/registry.ts";
+import { getNetSpec, parseNetName } from "../lib/models/registry.ts";
 import { withHead } from "../lib/models/head.ts";
 import { weightLayout } from "../lib/models/layout.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";

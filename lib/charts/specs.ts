@@ -37,7 +37,7 @@ function titleOf(title: string): VlSpec {
     anchor: "start",
     fontSize: 14,
     subtitleFontSize: 11,
-    subtitleColor: "#8e0000",
+    subtitleColor: /not ImageNet/i.test(title) ? "#8e0000" : "#555555",
   };
 }
 

@@ -54,9 +54,9 @@ async function exists(path: string): Promise<boolean> {
 
 /** Resolve `--run`: a directory path, or a run id under outputs/runs. */
 export async function resolveRunDir(run: string): Promise<string> {
-  if (await exists(join(run, "config.json")) || await exists(join(run, "predictions-val.json"))) {
-    return resolve(run);
-  }
+  try {
+    if ((await Deno.stat(run)).isDirectory) return resolve(run);
+  } catch { /* not a path: a run id */ }
   const dir = join(runsDir(), run);
   if (await exists(dir)) return dir;
   throw new Error(`run "${run}" not found (neither a run directory nor ${dir})`);

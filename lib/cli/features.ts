@@ -6,8 +6,7 @@
  * (the first trainable layer); `--cut head` (default) caches the pooled features.
  */
 import { parseArgs } from "node:util";
-import { NET_INFO, NET_NAMES, parseNetName } from "../models/registry.ts";
-import { getNetSpec } from "../models/registry.ts";
+import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../models/registry.ts";
 import { withHead } from "../models/head.ts";
 import { cutAt } from "../models/graph.ts";
 import { weightLayout } from "../models/layout.ts";

@@ -334,7 +334,9 @@ export async function runChartSpecs(
   }
   if (rocSeries.length) {
     specs.roc = rocChart(rocSeries, {
-      title: `${model}: ROC — threshold ${t.method} chosen on validation${suffix ? ";" + suffix.slice(2) : ""}`,
+      title: `${model}: ROC — threshold ${t.method} chosen on validation${
+        suffix ? ";" + suffix.slice(2) : ""
+      }`,
       operatingPoints: rocPoints,
     });
     const ref = evaluation.splits.test ?? evaluation.splits.val;

@@ -290,7 +290,6 @@ export function exportOnnx(
     }
   };
   const poolPads = (
-    layerName: string,
     k: [number, number],
     st: [number, number],
     padding: Padding,
@@ -301,7 +300,6 @@ export function exportOnnx(
     if (h === null || w === null) return { auto_pad: { s: "SAME_UPPER" } };
     const [pt, pb] = samePads(h, k[0], st[0]);
     const [pl, pr] = samePads(w, k[1], st[1]);
-    void layerName;
     return { pads: { ints: [pt, pl, pb, pr] } };
   };
 
@@ -367,7 +365,7 @@ export function exportOnnx(
         const attrs = {
           kernel_shape: { ints: l.poolSize },
           strides: { ints: l.strides },
-          ...poolPads(l.name, l.poolSize, l.strides, l.padding, l.inputs[0]),
+          ...poolPads(l.poolSize, l.strides, l.padding, l.inputs[0]),
         };
         y = l.kind === "MaxPooling2D"
           ? node("MaxPool", [x], `${l.name}#maxpool`, attrs)
@@ -480,7 +478,7 @@ export function exportOnnx(
       strides: { ints: l.strides },
       dilations: { ints: [1, 1] },
       group: { i: 1 },
-      ...poolPads(l.name, l.kernelSize, l.strides, l.padding, l.inputs[0]),
+      ...poolPads(l.kernelSize, l.strides, l.padding, l.inputs[0]),
     };
     return node("Conv", ins, `${outName}#conv`, attrs);
   }

@@ -84,7 +84,9 @@ function resultCard(r) {
   const bar = el("div", {
     class: "bar",
     role: "img",
-    "aria-label": `Probability of pneumonia ${pct(r.probability)}; threshold ${pct(r.threshold.value)}`,
+    "aria-label": `Probability of pneumonia ${pct(r.probability)}; threshold ${
+      pct(r.threshold.value)
+    }`,
   });
   const fill = el("div", { class: "bar-fill" });
   fill.style.width = `${(r.probability * 100).toFixed(1)}%`;

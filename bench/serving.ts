@@ -1,0 +1,289 @@
+/**
+ * Load test of `deno task serve` on 127.0.0.1: 1,000 mixed good/bad requests at 16-way
+ * concurrency against a server subprocess, plus sequential passes (one request at a time) for
+ * per-image latency with and without Grad-CAM. Prints p50/p95 latency, throughput, errors,
+ * server crashes and the server's peak RSS next to the goals (p50 <= 80 ms per image for one
+ * net, 0 crashes).
+ *
+ *   deno run -A bench/serving.ts [--run <run-id|dir>] [--requests 1000] [--concurrency 16]
+ * Without --run it serves the DenseNet121 demo classifier (formula weights, not ImageNet).
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { sharedDir } from "../lib/util/paths.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    run: { type: "string" },
+    requests: { type: "string", default: "1000" },
+    concurrency: { type: "string", default: "16" },
+  },
+});
+const TOTAL = Number(values.requests);
+const CONCURRENCY = Number(values.concurrency);
+const TRAIN = join(sharedDir(), "data", "chest_xray", "train");
+
+function pool(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const cls of ["NORMAL", "PNEUMONIA"]) {
+    const names = [...Deno.readDirSync(join(TRAIN, cls))].map((e) => e.name).sort().slice(0, 25);
+    for (const n of names) out.push(Deno.readFileSync(join(TRAIN, cls, n)));
+  }
+  return out;
+}
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+}
+
+interface Kind {
+  name: string;
+  expect: number;
+  make(img: Uint8Array): { init: RequestInit; query: string };
+}
+
+const raw = (
+  body: BodyInit,
+  type = "image/jpeg",
+  query = "",
+): { init: RequestInit; query: string } => ({
+  init: { method: "POST", body, headers: { "content-type": type } },
+  query,
+});
+
+const KINDS: { kind: Kind; weight: number }[] = [
+  {
+    kind: {
+      name: "good raw jpeg",
+      expect: 200,
+      make: (img) => raw(img as Uint8Array<ArrayBuffer>),
+    },
+    weight: 50,
+  },
+  {
+    kind: {
+      name: "good multipart",
+      expect: 200,
+      make: (img) => {
+        const form = new FormData();
+        form.append(
+          "image",
+          new Blob([img as Uint8Array<ArrayBuffer>], { type: "image/jpeg" }),
+          "x.jpeg",
+        );
+        return { init: { method: "POST", body: form }, query: "" };
+      },
+    },
+    weight: 30,
+  },
+  { kind: { name: "empty body", expect: 400, make: () => raw(new Uint8Array(0)) }, weight: 4 },
+  {
+    kind: { name: "not an image", expect: 400, make: () => raw("plain text, not a picture") },
+    weight: 4,
+  },
+  {
+    kind: {
+      name: "truncated jpeg",
+      expect: 400,
+      make: (img) => raw(img.slice(0, img.length >> 1) as Uint8Array<ArrayBuffer>),
+    },
+    weight: 4,
+  },
+  {
+    kind: {
+      name: "wrong content type",
+      expect: 415,
+      make: (img) => raw(img as Uint8Array<ArrayBuffer>, "text/plain"),
+    },
+    weight: 4,
+  },
+  {
+    kind: {
+      name: "unknown model",
+      expect: 404,
+      make: (img) => raw(img as Uint8Array<ArrayBuffer>, "image/jpeg", "?model=alexnet"),
+    },
+    weight: 4,
+  },
+];
+
+function pickKind(i: number): Kind {
+  // Deterministic interleaving by weight.
+  const total = KINDS.reduce((s, k) => s + k.weight, 0);
+  let r = (i * 37) % total;
+  for (const k of KINDS) {
+    if (r < k.weight) return k.kind;
+    r -= k.weight;
+  }
+  return KINDS[0].kind;
+}
+
+async function startServerProcess(): Promise<{ url: string; child: Deno.ChildProcess }> {
+  const args = [
+    "run",
+    "-A",
+    join(import.meta.dirname!, "..", "lib", "cli", "serve.ts"),
+    "--port",
+    "0",
+    "--quiet",
+  ];
+  if (values.run) args.push("--run", values.run);
+  else args.push("--demo");
+  const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+    .spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`server exited before listening:\n${text}`);
+    text += value;
+    const m = text.match(/serving on (http:\/\/[^/\s]+)/);
+    if (m) {
+      // Keep draining stdout so the child never blocks on a full pipe.
+      (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })();
+      return { url: m[1], child };
+    }
+  }
+}
+
+async function waitReady(url: string) {
+  for (let i = 0; i < 600; i++) {
+    try {
+      const r = await fetch(`${url}/readyz`);
+      await r.body?.cancel();
+      if (r.ok) return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("server not ready after 120 s");
+}
+
+function peakRssMb(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = status.match(/VmHWM:\s+(\d+) kB/);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function sequential(url: string, imgs: Uint8Array[], n: number, query: string) {
+  const wall: number[] = [];
+  const model: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const res = await fetch(
+      `${url}/v1/predict${query}`,
+      raw(imgs[i % imgs.length] as Uint8Array<ArrayBuffer>).init,
+    );
+    const body = await res.json();
+    wall.push(performance.now() - t);
+    if (res.ok) model.push(body.results[0].latency_ms);
+  }
+  return { wall, model };
+}
+
+const imgs = pool();
+const { url, child } = await startServerProcess();
+let crashed = false;
+child.status.then((s) => {
+  if (!s.success && !s.signal) crashed = true;
+});
+try {
+  await waitReady(url);
+  // Warm-up (ORT first runs, Grad-CAM tail build).
+  await sequential(url, imgs, 3, "");
+  await sequential(url, imgs, 2, "?explain=gradcam");
+
+  const seq = await sequential(url, imgs, 40, "");
+  const seqGc = await sequential(url, imgs, 20, "?explain=gradcam");
+
+  const latency: Record<string, number[]> = {};
+  const modelMs: number[] = [];
+  const unexpected: Record<string, number> = {};
+  let busy = 0;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < TOTAL) {
+      const i = next++;
+      const kind = pickKind(i);
+      const { init, query } = kind.make(imgs[i % imgs.length]);
+      const t = performance.now();
+      let status = 0;
+      try {
+        const res = await fetch(`${url}/v1/predict${query}`, init);
+        const body = await res.json();
+        status = res.status;
+        if (status === 200) modelMs.push(body.results[0].latency_ms);
+      } catch (e) {
+        unexpected[`network error: ${(e as Error).message}`] =
+          (unexpected[`network error: ${(e as Error).message}`] ?? 0) + 1;
+        continue;
+      }
+      (latency[kind.name] ??= []).push(performance.now() - t);
+      if (status === 503) busy++;
+      else if (status !== kind.expect) {
+        const k = `${kind.name}: got ${status}, expected ${kind.expect}`;
+        unexpected[k] = (unexpected[k] ?? 0) + 1;
+      }
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const health = await fetch(`${url}/healthz`).then((r) => r.ok).catch(() => false);
+  const rss = peakRssMb(child.pid);
+  const good = [...(latency["good raw jpeg"] ?? []), ...(latency["good multipart"] ?? [])];
+  const bad = Object.entries(latency).filter(([k]) => !k.startsWith("good")).flatMap(([, v]) => v);
+  const errors = Object.values(unexpected).reduce((s, v) => s + v, 0);
+  const f = (x: number) => x.toFixed(1);
+  const rows: [string, string, string][] = [
+    ["sequential, 1 net: p50 model latency (ms)", f(quantile(seq.model, 0.5)), "<= 80"],
+    [
+      "sequential, 1 net: p50 / p95 end-to-end (ms)",
+      `${f(quantile(seq.wall, 0.5))} / ${f(quantile(seq.wall, 0.95))}`,
+      "<= 80 (p50)",
+    ],
+    [
+      "sequential + Grad-CAM: p50 / p95 end-to-end (ms)",
+      `${f(quantile(seqGc.wall, 0.5))} / ${f(quantile(seqGc.wall, 0.95))}`,
+      "-",
+    ],
+    [
+      `${TOTAL} mixed @ ${CONCURRENCY}: good p50 / p95 (ms)`,
+      `${f(quantile(good, 0.5))} / ${f(quantile(good, 0.95))}`,
+      "queueing included",
+    ],
+    [
+      `${TOTAL} mixed @ ${CONCURRENCY}: bad p50 / p95 (ms)`,
+      `${f(quantile(bad, 0.5))} / ${f(quantile(bad, 0.95))}`,
+      "-",
+    ],
+    [`${TOTAL} mixed @ ${CONCURRENCY}: model latency p50 (ms)`, f(quantile(modelMs, 0.5)), "<= 80"],
+    ["throughput (req/s; good img/s)", `${f(TOTAL / seconds)}; ${f(good.length / seconds)}`, "-"],
+    ["unexpected statuses / network errors", String(errors), "0"],
+    ["503 busy", String(busy), "0 at queue 64"],
+    ["server crashes", crashed || !health ? "1" : "0", "0"],
+    ["server peak RSS (MB)", f(rss), "-"],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  console.log(
+    `\nserving benchmark (${
+      values.run ?? "demo DenseNet121, formula weights, not ImageNet"
+    }; ${navigator.hardwareConcurrency} CPUs)`,
+  );
+  console.log(`${"measure".padEnd(w)}  ${"value".padStart(16)}  goal`);
+  for (const [k, v, g] of rows) console.log(`${k.padEnd(w)}  ${v.padStart(16)}  ${g}`);
+  for (const [k, v] of Object.entries(unexpected)) console.log(`  unexpected: ${k} x${v}`);
+} finally {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  await child.status;
+}

@@ -1,0 +1,412 @@
+/**
+ * The steps the three teaching notebooks walk through, each one call that returns something
+ * to look at: settings, the data and its imbalance, preprocessing, the architecture, training
+ * curves, the clinical evaluation, Grad-CAM and the MLflow record. The notebooks stay short
+ * because the work lives here and in the rest of lib/.
+ */
+import sharp from "sharp";
+import { join } from "node:path";
+import { countByClass, type ImageItem, scanDataset, SPLITS } from "../data/dataset.ts";
+import { leakCount, makeSplits, type SplitProtocol, type Splits } from "../data/splits.ts";
+import { decodeImage } from "../data/images.ts";
+import { NET_INFO } from "../models/registry.ts";
+import { getNetSpec } from "../models/registry.ts";
+import { withHead } from "../models/head.ts";
+import { preprocessInput } from "../models/preprocess.ts";
+import { summarize } from "../models/summary.ts";
+import type { NetName } from "../models/spec.ts";
+import { vegaDisplayWithSvg } from "../charts/render.ts";
+import type { VlSpec } from "../charts/specs.ts";
+import {
+  evaluateRun,
+  type Evaluation,
+  listPredictionFiles,
+  loadPredictions,
+  type PredictionsFile,
+  readJson,
+  readRunConfig,
+  runChartSpecs,
+} from "../evaluation/evaluate.ts";
+import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
+import { ORIGINAL_RESULTS } from "../reporting/report.ts";
+import { dataDir, outputsDir } from "../util/paths.ts";
+import { type Displayable, esc, html, imageGrid, markdown, show, table } from "./display.ts";
+
+/** What a reader changes in a notebook's first cell; CXR_* variables override the defaults. */
+export interface NotebookSettings {
+  net: NetName;
+  /** "quick": small stratified subset, a few epochs (≤ 3 min here); "full": all of train. */
+  profile: "quick" | "full";
+  /** Kaggle-layout chest_xray folder. */
+  data: string;
+  /** "imagenet" (Keras' files), "formula" or "none" (not ImageNet), or a .h5 path. */
+  weights: string;
+  /** MLflow tracking URI; "" = the server-less file store outputs/mlruns; "off" = no tracking. */
+  mlflow: string;
+  protocol: SplitProtocol;
+}
+
+function env(name: string): string | undefined {
+  const v = Deno.env.get(name);
+  return v === undefined || v === "" ? undefined : v;
+}
+
+/** Settings for `net`, from CXR_PROFILE, CXR_DATA, CXR_WEIGHTS, MLFLOW_TRACKING_URI, CXR_PROTOCOL. */
+export function notebookSettings(
+  net: NetName,
+  defaults: Partial<Omit<NotebookSettings, "net">> = {},
+): NotebookSettings {
+  const profile = env("CXR_PROFILE") ?? defaults.profile ?? "quick";
+  if (profile !== "quick" && profile !== "full") {
+    throw new Error(`CXR_PROFILE must be quick or full, got '${profile}'`);
+  }
+  const protocol = env("CXR_PROTOCOL") ?? defaults.protocol ?? "patient";
+  if (protocol !== "patient" && protocol !== "seed") {
+    throw new Error(`CXR_PROTOCOL must be patient or seed, got '${protocol}'`);
+  }
+  return {
+    net,
+    profile,
+    data: env("CXR_DATA") ?? defaults.data ?? dataDir(),
+    weights: env("CXR_WEIGHTS") ?? defaults.weights ?? "imagenet",
+    mlflow: env("MLFLOW_TRACKING_URI") ?? defaults.mlflow ?? "",
+    protocol,
+  };
+}
+
+/** The settings as a small table (printed at the top of each notebook). */
+export function settingsView(s: NotebookSettings): Displayable {
+  const notImageNet = s.weights !== "imagenet";
+  return table([
+    ["setting", "value"],
+    ["net", NET_INFO[s.net].displayName],
+    ["profile", s.profile],
+    ["data", s.data],
+    ["weights", notImageNet ? `${s.weights} (not ImageNet)` : "imagenet (Keras)"],
+    ["split protocol", s.protocol],
+    ["MLflow", s.mlflow === "" ? `file store ${join(outputsDir(), "mlruns")}` : s.mlflow],
+  ], "Settings");
+}
+
+export interface DataOverview {
+  splits: Splits;
+  items: ImageItem[];
+  missingSplits: string[];
+  view: Displayable[];
+}
+
+/** Scans the data, makes the split protocol's splits and shows counts, patients and imbalance. */
+export async function exploreData(s: NotebookSettings): Promise<DataOverview> {
+  const ds = await scanDataset(s.data);
+  const splits = makeSplits(ds.items, { protocol: s.protocol });
+  const official = countByClass(ds.items);
+  const rows: unknown[][] = [["split", "NORMAL", "PNEUMONIA", "patients", "PNEUMONIA : NORMAL"]];
+  const chartValues: { split: string; class: string; images: number }[] = [];
+  for (const split of SPLITS) {
+    const items = splits[split];
+    const normal = items.filter((i) => i.label === 0).length;
+    const pneu = items.length - normal;
+    const patients = new Set(items.map((i) => i.patient)).size;
+    rows.push([
+      `${split} (${s.protocol})`,
+      normal,
+      pneu,
+      patients,
+      normal ? `${(pneu / normal).toFixed(2)} : 1` : "–",
+    ]);
+    chartValues.push({ split, class: "NORMAL", images: normal });
+    chartValues.push({ split, class: "PNEUMONIA", images: pneu });
+  }
+  const [on, op] = official.train;
+  const notes = [
+    `Official train folder: ${on} NORMAL / ${op} PNEUMONIA (${
+      (op / Math.max(on, 1)).toFixed(2)
+    } : 1).`,
+    ds.missingSplits.length
+      ? `Absent on disk: ${ds.missingSplits.join(", ")} (reported, the rest still works).`
+      : "All three official splits are present.",
+    `Patients shared across splits: ${leakCount(splits)}.`,
+    ...splits.notes,
+  ];
+  const chart: VlSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: "Images per class and split",
+    data: { values: chartValues },
+    mark: "bar",
+    encoding: {
+      x: { field: "split", type: "nominal", sort: [...SPLITS] },
+      xOffset: { field: "class" },
+      y: { field: "images", type: "quantitative" },
+      color: {
+        field: "class",
+        type: "nominal",
+        scale: { range: ["#1f77b4", "#d62728"] },
+      },
+      tooltip: [{ field: "split" }, { field: "class" }, { field: "images" }],
+    },
+    width: 300,
+    height: 200,
+  };
+  return {
+    splits,
+    items: ds.items,
+    missingSplits: ds.missingSplits,
+    view: [
+      table(rows, "Images and patients per split"),
+      markdown(notes.map((n) => `- ${n}`).join("\n")),
+      await vegaDisplayWithSvg(chart),
+    ],
+  };
+}
+
+async function toPng(rgb: Float32Array, size: number): Promise<Uint8Array> {
+  const bytes = Uint8Array.from(rgb, (v) => Math.max(0, Math.min(255, Math.round(v))));
+  return new Uint8Array(
+    await sharp(bytes, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer(),
+  );
+}
+
+/** A few example X-rays per class (seeded pick), shown as a captioned grid. */
+export async function exampleImages(
+  items: ImageItem[],
+  opts: { perClass?: number; seed?: number } = {},
+): Promise<Displayable> {
+  const per = opts.perClass ?? 4;
+  const picked: ImageItem[] = [];
+  for (const label of [0, 1]) {
+    const cls = items.filter((i) => i.label === label);
+    const step = Math.max(1, Math.floor(cls.length / per));
+    const offset = (opts.seed ?? 7) % step;
+    for (let k = 0; k < per && offset + k * step < cls.length; k++) {
+      picked.push(cls[offset + k * step]);
+    }
+  }
+  const images = [];
+  for (const item of picked) {
+    const img = await decodeImage(item.path);
+    images.push({
+      png: await toPng(img.data, 224),
+      caption: `${item.className} · ${item.patient}`,
+    });
+  }
+  return imageGrid(images, { width: 160, title: "Examples (224x224 as the nets see them)" });
+}
+
+/** Per-channel statistics of one image before and after the net's preprocess_input. */
+export async function preprocessingView(net: NetName, item: ImageItem): Promise<Displayable> {
+  const spec = getNetSpec(net);
+  const img = await decodeImage(item.path);
+  const pre = preprocessInput(img.data, spec.preprocessing);
+  const stats = (a: Float32Array, c: number) => {
+    let min = Infinity, max = -Infinity, sum = 0;
+    for (let i = c; i < a.length; i += 3) {
+      min = Math.min(min, a[i]);
+      max = Math.max(max, a[i]);
+      sum += a[i];
+    }
+    return [min, sum / (a.length / 3), max].map((v) => Number(v.toFixed(3)));
+  };
+  const inNames = ["R", "G", "B"];
+  const outNames = spec.preprocessing === "caffe" ? ["B", "G", "R"] : ["R", "G", "B"];
+  const rows: unknown[][] = [["tensor", "channel", "min", "mean", "max"]];
+  for (let c = 0; c < 3; c++) rows.push(["input (0..255)", inNames[c], ...stats(img.data, c)]);
+  for (let c = 0; c < 3; c++) {
+    rows.push([`after '${spec.preprocessing}'`, outNames[c], ...stats(pre, c)]);
+  }
+  return table(rows, `${item.rel} through ${NET_INFO[net].displayName}'s preprocess_input`);
+}
+
+/** The architecture: totals, frozen vs trainable, and the layers around the cut. */
+export function architectureView(
+  net: NetName,
+  opts: { unfreezeFrom?: string | null; dropout?: number } = {},
+): Displayable[] {
+  const spec = withHead(
+    getNetSpec(net),
+    opts.dropout === undefined ? {} : { dropout: opts.dropout },
+  );
+  const from = opts.unfreezeFrom ?? null;
+  const base = summarize(spec, from ?? "head_pool");
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  const rows: unknown[][] = [["layer", "kind", "output shape", "params", "trainable"]];
+  const show = (r: (typeof base.rows)[number]) => [
+    r.layer,
+    r.kind,
+    `(${r.outputShape.map((d) => d ?? "None").join(", ")})`,
+    fmt(r.params),
+    r.trainable ? "yes" : "frozen",
+  ];
+  const cut = base.rows.findIndex((r) => r.trainable);
+  const head = base.rows.slice(0, 4).map(show);
+  const aroundCut = base.rows.slice(Math.max(4, cut - 3)).map(show);
+  rows.push(...head, ["…", "", "", "", ""], ...aroundCut.slice(0, 40));
+  return [
+    table([
+      ["", "layers", "parameters"],
+      ["whole classifier", base.rows.length, fmt(base.totalParams)],
+      ["trainable", base.rows.filter((r) => r.trainable).length, fmt(base.trainableParams)],
+      ["frozen", base.rows.filter((r) => !r.trainable).length, fmt(base.nonTrainableParams)],
+    ], `${NET_INFO[net].displayName} + head, trainable from ${from ?? "head_pool (head only)"}`),
+    table(rows, "First layers, then the layers from just before the cut to the output"),
+  ];
+}
+
+/** Training curves of a run (loss, accuracy, AUC; phase 2 marked). */
+export async function trainingCurvesView(runDir: string): Promise<Displayable[]> {
+  const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"))
+    .catch(() => evaluateRun(runDir));
+  const specs = await runChartSpecs(
+    runDir,
+    evaluation,
+    await predictions(runDir),
+    await readRunConfig(runDir),
+  );
+  return specs.training ? [await vegaDisplayWithSvg(specs.training)] : [html("<p>No history.</p>")];
+}
+
+async function predictions(runDir: string): Promise<Record<string, PredictionsFile>> {
+  const files = await listPredictionFiles(runDir);
+  const out: Record<string, PredictionsFile> = {};
+  for (const [k, p] of Object.entries(files)) out[k] = await loadPredictions(p);
+  return out;
+}
+
+function fmtMetric(v: number | null | undefined, ci?: [number, number]): string {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "n/a";
+  const c = ci && Number.isFinite(ci[0]) ? ` [${ci[0].toFixed(3)}–${ci[1].toFixed(3)}]` : "";
+  return `${v.toFixed(3)}${c}`;
+}
+
+/** Metrics with 95% CIs at the validation-chosen threshold, then the clinical charts. */
+export async function evaluationView(runDir: string): Promise<Displayable[]> {
+  const evaluation = await evaluateRun(runDir);
+  const t = evaluation.threshold;
+  const keys = [
+    ["accuracy", "accuracy"],
+    ["rocAuc", "ROC-AUC"],
+    ["prAuc", "PR-AUC (AP)"],
+    ["sensitivity", "sensitivity"],
+    ["specificity", "specificity"],
+    ["ppv", "PPV"],
+    ["npv", "NPV"],
+    ["f1", "F1"],
+    ["brier", "Brier"],
+    ["loss", "loss"],
+  ] as const;
+  const splitKeys = Object.keys(evaluation.splits);
+  const rows: unknown[][] = [["metric", ...splitKeys.map((k) => k === "val" ? "validation" : k)]];
+  for (const [key, name] of keys) {
+    rows.push([
+      name,
+      ...splitKeys.map((k) =>
+        fmtMetric(evaluation.splits[k].metrics[key], evaluation.splits[k].ci?.[key])
+      ),
+    ]);
+  }
+  for (const k of splitKeys) {
+    const c = evaluation.splits[k].metrics.confusion;
+    rows.push([
+      `confusion (${k})`,
+      ...splitKeys.map((kk) => kk === k ? `TP ${c.tp} FP ${c.fp} TN ${c.tn} FN ${c.fn}` : ""),
+    ]);
+  }
+  const label = evaluation.notImageNet ? ` — ${evaluation.weightsLabel}` : "";
+  const specs = await runChartSpecs(
+    runDir,
+    evaluation,
+    await predictions(runDir),
+    await readRunConfig(runDir),
+  );
+  const charts: Displayable[] = [];
+  for (
+    const name of ["confusion_val", "confusion", "roc", "threshold_sweep", "pr", "calibration"]
+  ) {
+    const found = Object.keys(specs).filter((k) => k === name || k.startsWith(`${name}_`));
+    for (const k of found) charts.push(await vegaDisplayWithSvg(specs[k]));
+  }
+  return [
+    markdown(
+      `**Threshold** ${t.value.toFixed(3)} (${t.method}), chosen on validation ` +
+        `(sensitivity ${t.val_sensitivity.toFixed(3)}, specificity ${
+          t.val_specificity.toFixed(3)
+        }) ` +
+        `and applied unchanged to test.${label ? ` Weights: **${evaluation.weightsLabel}**.` : ""}`,
+    ),
+    table(rows, `95% bootstrap CIs (${evaluation.bootstrap.iterations} resamples)${label}`),
+    ...charts,
+  ];
+}
+
+/** Grad-CAM overlays for the most confident right and wrong cases of each class. */
+export async function gradcamView(
+  runDir: string,
+  opts: { perCase?: number } = {},
+): Promise<Displayable> {
+  await writeGradcamExamples(runDir, { perCase: opts.perCase ?? 2 });
+  const dir = join(runDir, "gradcam");
+  const index = await readJson<
+    { file: string; caption: string }[] | { items: { file: string; caption: string }[] }
+  >(
+    join(dir, "index.json"),
+  );
+  const entries = Array.isArray(index) ? index : index.items;
+  const images = [];
+  for (const e of entries) {
+    images.push({ png: await Deno.readFile(join(dir, e.file)), caption: e.caption });
+  }
+  return imageGrid(images, {
+    width: 170,
+    title: "Grad-CAM: where the evidence for the predicted class lies",
+  });
+}
+
+/** Where the run was logged and how to look at it in MLflow's UI. */
+export async function mlflowView(runDir: string): Promise<Displayable> {
+  const run = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(join(runDir, "run.json"))
+    .catch(() => ({} as { mlflowRunId?: string; mlflowUri?: string }));
+  const store = join(outputsDir(), "mlruns");
+  const uri = run.mlflowUri ?? (Deno.env.get("MLFLOW_TRACKING_URI") || store);
+  return markdown(
+    run.mlflowRunId
+      ? `Logged to MLflow run \`${run.mlflowRunId}\` at \`${uri}\` (params, per-epoch metrics, ` +
+        `charts, evaluation and the ONNX model). Browse it with ` +
+        `\`mlflow ui --backend-store-uri ${store}\` when using the file store.`
+      : "This run was not logged to MLflow (tracking off).",
+  );
+}
+
+/** A short, honest reading of the run's numbers, next to the original project's. */
+export async function readingView(runDir: string): Promise<Displayable> {
+  const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"));
+  const config = await readRunConfig(runDir);
+  const net = evaluation.net ?? config?.net ?? "";
+  const val = evaluation.splits.val?.metrics;
+  const test = evaluation.splits.test?.metrics;
+  const orig = ORIGINAL_RESULTS.find((r) => r.model.toLowerCase() === String(net).toLowerCase());
+  const lines = [
+    val
+      ? `- Validation (${config?.split?.protocol ?? "patient"} protocol, n=${val.n}): ROC-AUC ${
+        val.rocAuc.toFixed(3)
+      }, sensitivity ${val.sensitivity.toFixed(3)}, specificity ${val.specificity.toFixed(3)}.`
+      : "- No validation predictions.",
+    test
+      ? `- Test (n=${test.n}): ROC-AUC ${test.rocAuc.toFixed(3)}, accuracy ${
+        test.accuracy.toFixed(3)
+      }.`
+      : "- No test split here: validation figures are **not** test figures; the patient-disjoint " +
+        "validation carved from train is much easier than the official test.",
+    evaluation.notImageNet
+      ? `- Weights: **${evaluation.weightsLabel}** — these numbers say the pipeline works, not ` +
+        "what ImageNet transfer learning reaches."
+      : "- Weights: ImageNet (Keras).",
+    "- About 3 PNEUMONIA images for each NORMAL one: accuracy alone flatters a model that leans " +
+    "to PNEUMONIA; read sensitivity (missed pneumonias are the costly error) with specificity.",
+    orig
+      ? `- The original Keras project reported accuracy ${orig.accuracy} and AUC ${orig.auc} for ` +
+        `${orig.model} on its 16-image test: with n=16 a 95% interval on accuracy spans about ±20 points.`
+      : "",
+  ].filter(Boolean);
+  return markdown(lines.join("\n"));
+}
+
+export { esc, html, markdown, show, table };
