@@ -319,9 +319,9 @@ export async function evaluationView(runDir: string): Promise<Displayable[]> {
   );
   const charts: Displayable[] = [];
   for (
-    const name of ["confusion_val", "confusion", "roc", "threshold_sweep", "pr", "calibration"]
+    const name of ["confusion", "roc", "threshold-sweep", "pr", "calibration"]
   ) {
-    const found = Object.keys(specs).filter((k) => k === name || k.startsWith(`${name}_`));
+    const found = Object.keys(specs).filter((k) => k === name || k.startsWith(`${name}-`));
     for (const k of found) charts.push(await vegaDisplayWithSvg(specs[k]));
   }
   return [
