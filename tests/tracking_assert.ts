@@ -2,11 +2,13 @@
 import nodeAssert from "node:assert/strict";
 
 export function assert(cond: unknown, message?: string): asserts cond {
-  nodeAssert.ok(cond, message);
+  if (message === undefined) nodeAssert.ok(cond);
+  else nodeAssert.ok(cond, message);
 }
 
 export function assertEquals<T>(actual: unknown, expected: T, message?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, message);
+  if (message === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, message);
 }
 
 export function assertStringIncludes(actual: string, expected: string): void {

@@ -10,6 +10,7 @@
  * Every result carries a leak check: the patients that appear in two splits.
  */
 import type { ImageItem, SplitName } from "./dataset.ts";
+import { mulberry32, shuffled } from "../util/random.ts";
 
 export type SplitProtocol = "patient" | "seed";
 
@@ -40,17 +41,8 @@ export interface Splits {
 export const DEFAULT_VAL_FRACTION = 0.12;
 export const DEFAULT_SEED = 42;
 
-/** mulberry32: small, fast, and the same sequence on every platform. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project PRNG under the name splits has always exported. */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 /** A derived seed per purpose, so that e.g. the test subset does not move when val changes. */
 function subSeed(seed: number, purpose: string): number {
@@ -59,15 +51,6 @@ function subSeed(seed: number, purpose: string): number {
     h = Math.imul(h ^ purpose.charCodeAt(i), 0x01000193) >>> 0;
   }
   return h;
-}
-
-function shuffled<T>(values: readonly T[], random: () => number): T[] {
-  const out = values.slice();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 function byRel(a: ImageItem, b: ImageItem): number {

@@ -6,6 +6,10 @@
  * intervals that are too narrow. The threshold stays fixed: it was chosen on validation.
  */
 import { CI_METRICS, type CiMetric, sortScores, weightedMetrics } from "./metrics.ts";
+import { mulberry32 } from "../util/random.ts";
+
+/** Re-exported: tests and fixtures draw their synthetic scores from the same PRNG. */
+export { mulberry32 };
 
 /** Lower and upper bound of a 95% interval per metric (NaN when undefined in most resamples). */
 export type MetricCIs = Record<CiMetric, [number, number]>;
@@ -19,18 +23,6 @@ export interface BootstrapOptions {
   seed?: number;
   /** Confidence level (default 0.95). */
   level?: number;
-}
-
-/** mulberry32: small, fast, seedable; good enough for resampling. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Linear-interpolated quantile of sorted values (numpy's default "linear"). */

@@ -20,17 +20,20 @@ export class ConcurrencyLimiter {
     return this.#waiting.length;
   }
 
+  /** The 503 answered when saturated. */
+  busyError(): HttpError {
+    return new HttpError(
+      503,
+      "busy",
+      `server busy: ${this.#active} requests running and ${this.#waiting.length} queued; retry later`,
+      { "retry-after": "1" },
+    );
+  }
+
   /** Runs `fn` when a slot is free; throws HttpError 503 when the queue is full. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#active >= this.maxActive) {
-      if (this.#waiting.length >= this.maxQueue) {
-        throw new HttpError(
-          503,
-          "busy",
-          `server busy: ${this.#active} requests running and ${this.#waiting.length} queued; retry later`,
-          { "retry-after": "1" },
-        );
-      }
+      if (this.#waiting.length >= this.maxQueue) throw this.busyError();
       await new Promise<void>((ok) => this.#waiting.push(ok));
     } else {
       this.#active++;

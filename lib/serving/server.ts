@@ -132,6 +132,7 @@ export function createHandler(opts: ServerOptions): Handler {
   let models: ModelEntry[] = [];
   let loadError: string | null = null;
   let loaded = false;
+  let inFlight = 0;
 
   const ready = Promise.resolve(opts.classifiers).then(
     (list) => {
@@ -193,63 +194,78 @@ export function createHandler(opts: ServerOptions): Handler {
     }
     const selected = selectModels(url.searchParams.get("model"));
     const t0 = performance.now();
-    return await withTimeout(
-      limiter.run(async () => {
-        const bytes = await extractImageBytes(req, limits.maxBytes);
-        const img = await decodeUpload(bytes, limits, IMAGE_SIZE);
-        const results = [];
-        for (const m of selected) {
-          const c = m.classifier;
-          const t1 = performance.now();
-          const out = await c.predict(img.rgb, 1);
-          const prob = out.prob[0];
-          const result: Record<string, unknown> = {
-            model: c.id,
-            net: c.net,
-            displayName: m.displayName,
-            probability: round(prob),
-            label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
-            threshold: c.threshold,
-            weights: { ...c.weights, notImageNet: !c.weights.isImageNet },
-            latency_ms: 0,
-          };
-          if (explain === "gradcam") {
-            if (!opts.explain || c.gradcamLayer === null) {
-              result.gradcam_error = `Grad-CAM is not available for model ${c.id}`;
-            } else {
-              try {
-                const ex = await opts.explain(c, img.rgb, { prob, activation: out.gradcam });
-                result.gradcam = {
-                  layer: ex.layer,
-                  target: ex.target,
-                  width: ex.w,
-                  height: ex.h,
-                  png_base64: toBase64(ex.overlayPng),
-                };
-              } catch (e) {
-                result.gradcam_error = `Grad-CAM failed: ${(e as Error).message}`;
-                opts.log?.(`gradcam error for ${c.id}: ${(e as Error).stack}`);
-              }
+    // Bound everything in flight (bodies are held in memory), not only the model runs.
+    if (inFlight >= limiter.maxActive + limiter.maxQueue) throw limiter.busyError();
+    inFlight++;
+    try {
+      return await withTimeout(admitted(req, t0, selected, explain), timeoutMs);
+    } finally {
+      inFlight--;
+    }
+  }
+
+  async function admitted(
+    req: Request,
+    t0: number,
+    selected: ModelEntry[],
+    explain: string | null,
+  ): Promise<Response> {
+    // Reading and checking the upload happens before queueing for a model slot, so bad
+    // input is refused at once instead of waiting behind good requests.
+    const bytes = await extractImageBytes(req, limits.maxBytes);
+    const img = await decodeUpload(bytes, limits, IMAGE_SIZE);
+    return await limiter.run(async () => {
+      const results = [];
+      for (const m of selected) {
+        const c = m.classifier;
+        const t1 = performance.now();
+        const out = await c.predict(img.rgb, 1);
+        const prob = out.prob[0];
+        const result: Record<string, unknown> = {
+          model: c.id,
+          net: c.net,
+          displayName: m.displayName,
+          probability: round(prob),
+          label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
+          threshold: c.threshold,
+          weights: { ...c.weights, notImageNet: !c.weights.isImageNet },
+          latency_ms: 0,
+        };
+        if (explain === "gradcam") {
+          if (!opts.explain || c.gradcamLayer === null) {
+            result.gradcam_error = `Grad-CAM is not available for model ${c.id}`;
+          } else {
+            try {
+              const ex = await opts.explain(c, img.rgb, { prob, activation: out.gradcam });
+              result.gradcam = {
+                layer: ex.layer,
+                target: ex.target,
+                width: ex.w,
+                height: ex.h,
+                png_base64: toBase64(ex.overlayPng),
+              };
+            } catch (e) {
+              result.gradcam_error = `Grad-CAM failed: ${(e as Error).message}`;
+              opts.log?.(`gradcam error for ${c.id}: ${(e as Error).stack}`);
             }
           }
-          result.latency_ms = round(performance.now() - t1, 2);
-          results.push(result);
         }
-        return jsonResponse({
-          image: {
-            width: img.width,
-            height: img.height,
-            format: img.format,
-            bytes: img.bytes,
-            sha256: img.sha256,
-          },
-          results,
-          latency_ms: round(performance.now() - t0, 2),
-          notice: NOTICE,
-        });
-      }),
-      timeoutMs,
-    );
+        result.latency_ms = round(performance.now() - t1, 2);
+        results.push(result);
+      }
+      return jsonResponse({
+        image: {
+          width: img.width,
+          height: img.height,
+          format: img.format,
+          bytes: img.bytes,
+          sha256: img.sha256,
+        },
+        results,
+        latency_ms: round(performance.now() - t0, 2),
+        notice: NOTICE,
+      });
+    });
   }
 
   async function serveStatic(path: string): Promise<Response> {

@@ -5,7 +5,7 @@
  * BatchNorm/ReLU/Concat/Add backward pass needs, but no Conv2DBackpropFilter (the kernel gradient
  * of every conv). We add it as im2col (a plain copy loop in JS, skipped for 1x1 stride-1 convs,
  * which are most of ResNet50's and DenseNet121's tails) followed by the wasm backend's own
- * XNNPACK BatchMatMul: dW[K, Cout] = cols[M, K]^T x dy[M, Cout] with K = kh*kw*cin, M = n*oh*ow.
+ * Transpose and XNNPACK BatchMatMul: dW[K, Cout] = cols[M, K]^T x dy[M, Cout] with K = kh*kw*cin, M = n*oh*ow.
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -108,17 +108,27 @@ function conv2dBackpropFilterWasm(
     const xData = backend.typedArrayFromHeap(x);
     im2col(xData, backend.typedArrayFromHeap(cols), info);
   }
+  // XNNPACK only covers untransposed operands (a transposeA matmul runs ~30x slower), so
+  // transpose cols to [K, M] with the wasm Transpose kernel first.
+  const transpose = tf.getKernel("Transpose", "wasm");
   const matMul = tf.getKernel("BatchMatMul", "wasm");
-  if (!matMul) throw new Error("wasm backend has no BatchMatMul kernel");
-  const out = matMul.kernelFunc({
-    inputs: {
-      a: cols,
-      b: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" },
-    },
-    backend: args.backend as tf.KernelBackend,
-    attrs: { transposeA: true, transposeB: false },
+  if (!matMul || !transpose) throw new Error("wasm backend has no BatchMatMul/Transpose kernel");
+  const kernelBackend = args.backend as tf.KernelBackend;
+  const colsT = transpose.kernelFunc({
+    inputs: { x: cols },
+    backend: kernelBackend,
+    attrs: { perm: [0, 2, 1] },
   }) as tf.TensorInfo;
   if (ownCols) backend.disposeData(cols.dataId);
+  const out = matMul.kernelFunc({
+    inputs: {
+      a: colsT,
+      b: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" },
+    },
+    backend: kernelBackend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+  backend.disposeData(colsT.dataId);
   return { dataId: out.dataId, shape: [...attrs.filterShape], dtype: "float32" };
 }
 

@@ -6,18 +6,7 @@
 import type { NetWeights, WeightKind, WeightTensor } from "../spec.ts";
 import type { WeightLayout } from "../layout.ts";
 import { fnv1a32 } from "./formula.ts";
-
-/** Small seeded PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../util/random.ts";
 
 /** Keras' fan-in/fan-out: conv kernels [kh, kw, cin, cout] multiply by the receptive field. */
 export function kerasFans(shape: number[]): { fanIn: number; fanOut: number } {

@@ -1,0 +1,130 @@
+/**
+ * Checkpoints that let a killed run resume exactly: the model's weights (Keras layout, via
+ * saveWeights) + a state file with the epoch, the phase, Adam's slots and step, the early
+ * stopping state and the history. Shuffles and dropout masks are derived from (seed, phase,
+ * epoch, batch), so the epoch number is the whole RNG state.
+ */
+import { join } from "node:path";
+import { decodeBase64, encodeBase64 } from "./b64.ts";
+import { tf } from "./backend.ts";
+import { loadWeights, saveWeights } from "../models/weights/io.ts";
+import type { NetWeights } from "../models/spec.ts";
+import type { Callback, EarlyStopping, EpochRecord, Learner } from "./learner.ts";
+
+export interface CheckpointState {
+  format: "cxr-checkpoint/1";
+  phase: 1 | 2;
+  /** Global epoch of the last finished epoch. */
+  epoch: number;
+  phaseEpoch: number;
+  /** Epoch-derived RNG: shuffles and masks use mixSeed(seed, phase, epoch, batch). */
+  rng: { seed: number; scheme: "mix(seed,phase,epoch,batch)" };
+  optimizer: { name: string; shape: number[]; data: string /* base64 float32 */ }[];
+  earlyStopping: EarlyStopping["state"] | null;
+  /** Whole history of the run so far (all phases). */
+  history: EpochRecord[];
+  stopped: boolean;
+  savedAt: string;
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value) + "\n");
+  await Deno.rename(`${path}.tmp`, path);
+}
+
+/** Saves `<dir>/<name>.json/.bin` (weights) then `<dir>/<name>.state.json` (written last). */
+export async function saveCheckpoint(
+  dir: string,
+  name: string,
+  learner: Learner,
+  extra: { earlyStopping: EarlyStopping | null; history: EpochRecord[] },
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  await saveWeights(join(dir, name), learner.model.getWeights());
+  const named = await learner.optimizer.getWeights();
+  const optimizer = named.map(({ name, tensor }) => {
+    const data = tensor.dataSync() as Float32Array;
+    return {
+      name,
+      shape: [...tensor.shape],
+      data: encodeBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+    };
+  });
+  const state: CheckpointState = {
+    format: "cxr-checkpoint/1",
+    phase: learner.phase,
+    epoch: learner.epoch,
+    phaseEpoch: learner.phaseEpoch,
+    rng: { seed: learner.seed, scheme: "mix(seed,phase,epoch,batch)" },
+    optimizer,
+    earlyStopping: extra.earlyStopping ? { ...extra.earlyStopping.state } : null,
+    history: extra.history,
+    stopped: learner.stopRequested,
+    savedAt: new Date().toISOString(),
+  };
+  await writeJsonAtomic(join(dir, `${name}.state.json`), state);
+}
+
+/** The state of checkpoint `name`, or null when absent (or unreadable: start over). */
+export async function readCheckpointState(
+  dir: string,
+  name: string,
+): Promise<CheckpointState | null> {
+  try {
+    const s = JSON.parse(await Deno.readTextFile(join(dir, `${name}.state.json`)));
+    return s?.format === "cxr-checkpoint/1" ? s as CheckpointState : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Restores weights, optimizer, counters and early stopping from checkpoint `name`. */
+export async function restoreCheckpoint(
+  dir: string,
+  name: string,
+  learner: Learner,
+  earlyStopping: EarlyStopping | null,
+): Promise<CheckpointState> {
+  const state = await readCheckpointState(dir, name);
+  if (!state) throw new Error(`no checkpoint ${join(dir, name)}.state.json`);
+  const weights: NetWeights = await loadWeights(join(dir, name));
+  learner.model.setWeights(weights);
+  if (state.optimizer.length > 0) {
+    await learner.optimizer.setWeights(state.optimizer.map((o) => {
+      const bytes = decodeBase64(o.data);
+      const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      return { name: o.name, tensor: tf.tensor(data, o.shape) };
+    }));
+  }
+  learner.epoch = state.epoch;
+  learner.phaseEpoch = state.phaseEpoch;
+  learner.history = state.history.filter((r) => r.phase === learner.phase);
+  if (earlyStopping && state.earlyStopping) {
+    earlyStopping.state = { ...state.earlyStopping };
+    if (earlyStopping.restoreBest) {
+      try {
+        earlyStopping.bestWeights = await loadWeights(join(dir, "best"));
+      } catch {
+        earlyStopping.bestWeights = null;
+      }
+    }
+  }
+  return state;
+}
+
+/** After every epoch: `last` (always) and `best` (when early stopping saw an improvement). */
+export function checkpointCallback(
+  dir: string,
+  opts: { earlyStopping: EarlyStopping | null; previousHistory: () => EpochRecord[] },
+): Callback {
+  return {
+    async onEpochEnd(l) {
+      const history = [...opts.previousHistory(), ...l.history];
+      if (opts.earlyStopping?.improved) {
+        await Deno.mkdir(dir, { recursive: true });
+        await saveWeights(join(dir, "best"), l.model.getWeights());
+      }
+      await saveCheckpoint(dir, "last", l, { earlyStopping: opts.earlyStopping, history });
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/** Flags shared by `deno task train` and `deno task train-all` -> a partial TrainConfig. */
+import type { TrainConfigInput } from "./config.ts";
+
+export const COMMON_OPTIONS = {
+  profile: { type: "string" },
+  weights: { type: "string" },
+  epochs: { type: "string" },
+  "phase2-epochs": { type: "string" },
+  lr: { type: "string" },
+  "phase2-lr": { type: "string" },
+  "unfreeze-from": { type: "string" },
+  "bn-mode": { type: "string" },
+  "batch-size": { type: "string" },
+  dropout: { type: "string" },
+  "class-weight": { type: "string" },
+  patience: { type: "string" },
+  monitor: { type: "string" },
+  seed: { type: "string" },
+  protocol: { type: "string" },
+  subset: { type: "string" },
+  data: { type: "string" },
+  threshold: { type: "string" },
+  backend: { type: "string" },
+  "no-standardize": { type: "boolean" },
+  "no-mlflow": { type: "boolean" },
+  force: { type: "boolean" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+export const COMMON_USAGE =
+  `  --profile quick|full        quick: small stratified subset, few epochs (default quick)
+  --weights imagenet|none|formula|PATH.h5   base weights (default CXR_WEIGHTS or imagenet)
+  --epochs N                  phase-1 epochs (head on the frozen base)
+  --phase2-epochs N           phase-2 epochs (fine-tuning; 0 = no phase 2)
+  --lr X / --phase2-lr X      Adam learning rates (default 1e-3 / 1e-5)
+  --unfreeze-from LAYER       first trainable layer of phase 2 (Keras name)
+  --bn-mode inference|batch   BatchNorm of the unfrozen tail (default inference)
+  --batch-size N              (default 32)
+  --dropout X                 head dropout (default 0.5)
+  --class-weight balanced|none   (default balanced: the 3:1 imbalance)
+  --patience N / --monitor val_auc|val_loss   early stopping (restores the best epoch)
+  --seed N                    (default 42)
+  --protocol patient|seed     validation carved by patient (default) or by image
+  --subset N                  at most N train images (val: N*0.4), stratified
+  --data DIR                  dataset root (default CXR_DATA or data/chest_xray)
+  --threshold sens95|youden|0.5  operating threshold chosen on validation
+  --backend auto|wasm|cpu|tensorflow
+  --no-standardize            no feature standardisation in the head
+  --no-mlflow                 no tracking
+  --force                     retrain a finished run`;
+
+function num(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${name}: expected a number, got "${v}"`);
+  return n;
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as string[]).includes(v)) {
+    throw new Error(`--${name}: expected one of ${allowed.join(" | ")}, got "${v}"`);
+  }
+  return v as T;
+}
+
+/** Parsed flag values -> config fields (net excluded). */
+export function configFromFlags(
+  v: Record<string, string | boolean | undefined>,
+): Omit<TrainConfigInput, "net"> {
+  const s = (k: string) => v[k] as string | undefined;
+  const out: Omit<TrainConfigInput, "net"> = {};
+  const profile = oneOf("profile", s("profile"), ["quick", "full"]);
+  if (profile) out.profile = profile;
+  if (s("weights")) out.weights = s("weights");
+  const epochs = num("epochs", s("epochs"));
+  const lr = num("lr", s("lr"));
+  if (epochs !== undefined || lr !== undefined) {
+    out.phase1 = {
+      ...(epochs !== undefined ? { epochs } : {}),
+      ...(lr !== undefined ? { lr } : {}),
+    };
+  }
+  const p2e = num("phase2-epochs", s("phase2-epochs"));
+  const p2lr = num("phase2-lr", s("phase2-lr"));
+  const bnMode = oneOf("bn-mode", s("bn-mode"), ["inference", "batch"]);
+  if (p2e !== undefined || p2lr !== undefined || s("unfreeze-from") || bnMode) {
+    out.phase2 = {
+      ...(p2e !== undefined ? { epochs: p2e } : {}),
+      ...(p2lr !== undefined ? { lr: p2lr } : {}),
+      ...(s("unfreeze-from") ? { unfreezeFrom: s("unfreeze-from") } : {}),
+      ...(bnMode ? { bnMode } : {}),
+    };
+  }
+  const bs = num("batch-size", s("batch-size"));
+  if (bs !== undefined) out.batchSize = bs;
+  const dropout = num("dropout", s("dropout"));
+  if (dropout !== undefined) out.dropout = dropout;
+  const cw = oneOf("class-weight", s("class-weight"), ["balanced", "none"]);
+  if (cw) out.classWeight = cw;
+  const patience = num("patience", s("patience"));
+  const monitor = oneOf("monitor", s("monitor"), ["val_auc", "val_loss"]);
+  if (patience !== undefined || monitor) {
+    out.earlyStopping = {
+      ...(patience !== undefined ? { patience } : {}),
+      ...(monitor ? { monitor } : {}),
+    };
+  }
+  const seed = num("seed", s("seed"));
+  if (seed !== undefined) out.seed = seed;
+  const protocol = oneOf("protocol", s("protocol"), ["patient", "seed"]);
+  if (protocol) out.protocol = protocol;
+  const subset = num("subset", s("subset"));
+  if (subset !== undefined) {
+    out.subset = { train: subset, val: Math.max(20, Math.round(subset * 0.4)) };
+  }
+  if (s("data")) out.dataRoot = s("data");
+  const th = oneOf("threshold", s("threshold"), ["sens95", "youden", "0.5"]);
+  if (th) out.thresholdMethod = th;
+  if (v["no-standardize"]) out.standardize = false;
+  if (v["no-mlflow"]) out.mlflow = false;
+  return out;
+}
