@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./data_assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { join } from "node:path";
 import { DatasetError, scanDataset } from "../lib/data/dataset.ts";
 import { patientId } from "../lib/data/patients.ts";

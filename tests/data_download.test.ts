@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./data_assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { zipSync } from "fflate";
 import { join } from "node:path";
 import {

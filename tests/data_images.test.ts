@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./data_assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import sharp from "sharp";
 import { join } from "node:path";
 import { decodeImage, ImageDecodeError, sha256Hex } from "../lib/data/images.ts";

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./data_assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import type { ImageItem, SplitName } from "../lib/data/dataset.ts";
 import { patientId } from "../lib/data/patients.ts";
 import { leakCount, makeSplits } from "../lib/data/splits.ts";

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./data_assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { join } from "node:path";
 import { type DataSummary, main } from "../lib/cli/data_summary.ts";
 import { grayJpeg, makeTree, put, syntheticNames } from "./data_fixtures.ts";

@@ -2,7 +2,7 @@
  * The tfjs models with formula weights compute what Keras computes: pooled features and the
  * listed intermediate layers against ../shared/reference/keras_features.json.
  */
-import { assert, assertEquals } from "./models_assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { initBackend, tf } from "../lib/training/backend.ts";
 import { getNetSpec } from "../lib/models/registry.ts";
 import { weightLayout } from "../lib/models/layout.ts";

@@ -1,5 +1,5 @@
 /** Specs, layouts, shapes, cuts and summaries of the three nets (no tfjs). */
-import { assert, assertEquals, assertThrows } from "./models_assert.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { loadKerasFeatures, loadKerasLayouts } from "./models_reference.ts";
 import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../lib/models/registry.ts";
 import { weightLayout } from "../lib/models/layout.ts";

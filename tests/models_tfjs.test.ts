@@ -1,5 +1,5 @@
 /** tfjs models built from specs: cuts recompose, weights round-trip, initialisers, head. */
-import { assert, assertEquals, assertThrows } from "./models_assert.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { maxRelError } from "./models_reference.ts";
 import { initBackend, tf } from "../lib/training/backend.ts";
 import { densenet121 } from "../lib/models/densenet121.ts";

@@ -4,7 +4,7 @@ import {
   assertMatch,
   assertRejects,
   assertStringIncludes,
-} from "./tracking_assert.ts";
+} from "./assert.ts";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { tinyOnnxModel } from "./tracking_fake_mlflow.ts";

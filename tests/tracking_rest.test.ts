@@ -4,13 +4,14 @@ import {
   assertMatch,
   assertRejects,
   assertStringIncludes,
-} from "./tracking_assert.ts";
+} from "./assert.ts";
 import { join } from "node:path";
 import { FakeMlflow, type FakeRun, tinyOnnxModel } from "./tracking_fake_mlflow.ts";
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "../lib/tracking/rest.ts";
 import { RestTracker, syncSpool } from "../lib/tracking/spool.ts";
 import { openTracker } from "../lib/tracking/tracker.ts";
 import { main as syncMain } from "../lib/cli/mlflow_sync.ts";
+import { exists } from "../lib/util/fs.ts";
 
 const quiet = () => {};
 
@@ -51,10 +52,6 @@ function metricCounts(run: FakeRun): Map<string, number> {
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   return counts;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("rest: full run arrives on the server (params, metrics, tags, artifacts, model)", async () => {

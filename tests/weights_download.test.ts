@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { referenceDir } from "../lib/util/paths.ts";
 import { DownloadError, downloadFile } from "../lib/models/weights/download.ts";
+import { exists } from "../lib/util/fs.ts";
 
 const FILE = join(referenceDir(), "densenet121_formula_notop.h5");
 
@@ -77,15 +78,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>) {
 
 const bytes = await Deno.readFile(FILE);
 const md5 = createHash("md5").update(bytes).digest("hex");
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("downloadFile: progress, md5 check, then the cache is reused without a request", async () => {
   const server = serve(bytes);

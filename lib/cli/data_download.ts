@@ -3,10 +3,11 @@
  * Kaggle API when KAGGLE_USERNAME/KAGGLE_KEY are set, else from the public Mendeley Data
  * archive (Kermany et al. V2). Resumable, checksummed, then unpacked.
  */
-import { parseArgs } from "node:util";
 import { basename, dirname, join, resolve } from "node:path";
 import { downloadResumable, installArchive, KAGGLE, MENDELEY } from "../data/download.ts";
 import { dataDir } from "../util/paths.ts";
+import { type CliIo, consoleIo, nonNegativeInt, parseCli, usageError } from "./args.ts";
+import { exists } from "../util/fs.ts";
 
 export const USAGE =
   `usage: deno task data:download [--source auto|mendeley|kaggle] [--url URL] [--sha256 HEX]
@@ -19,12 +20,7 @@ export const USAGE =
   --keep-archive   keep the downloaded zip after unpacking (default: delete it)
   --retries N      resume attempts after a cut connection (default 3)`;
 
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-const defaultIo: Io = { out: (l) => console.log(l), err: (l) => console.error(l) };
+export type { CliIo as Io };
 
 function env(name: string): string | undefined {
   try {
@@ -66,47 +62,33 @@ export async function mendeleyFile(
 }
 
 /** CLI entry; returns the exit code (2: bad usage, 1: download or unpack failed). */
-export async function main(args: string[], io: Io = defaultIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        source: { type: "string" },
-        url: { type: "string" },
-        sha256: { type: "string" },
-        data: { type: "string" },
-        force: { type: "boolean" },
-        "keep-archive": { type: "boolean" },
-        retries: { type: "string" },
-        quiet: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    io.err(`data:download: ${e instanceof Error ? e.message : String(e)}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
+export async function main(args: string[], io: CliIo = consoleIo): Promise<number> {
+  const cli = { usage: USAGE, prefix: "data:download", io };
+  const values = parseCli(args, {
+    source: { type: "string" },
+    url: { type: "string" },
+    sha256: { type: "string" },
+    data: { type: "string" },
+    force: { type: "boolean" },
+    "keep-archive": { type: "boolean" },
+    retries: { type: "string" },
+    quiet: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, cli);
+  if (typeof values === "number") return values;
   const source = values.source ?? "auto";
   if (!["auto", "mendeley", "kaggle"].includes(source)) {
-    io.err(`data:download: --source must be auto, mendeley or kaggle, got "${source}"`);
-    io.err(USAGE);
-    return 2;
+    return usageError(cli, `--source must be auto, mendeley or kaggle, got "${source}"`);
   }
   if (values.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(values.sha256)) {
     io.err(`data:download: --sha256 must be 64 hex digits, got "${values.sha256}"`);
     return 2;
   }
-  const retries = values.retries === undefined ? 3 : Number(values.retries);
-  if (!Number.isInteger(retries) || retries < 0) {
-    io.err(`data:download: --retries must be a whole number >= 0, got "${values.retries}"`);
+  let retries: number;
+  try {
+    retries = nonNegativeInt("retries", values.retries, 3);
+  } catch (e) {
+    io.err(`data:download: ${(e as Error).message}`);
     return 2;
   }
   const target = resolve(values.data ?? dataDir());
@@ -143,11 +125,10 @@ export async function main(args: string[], io: Io = defaultIo): Promise<number> 
     if (m.note) io.out(`note: ${m.note}`);
   }
   if (!values.force) {
-    try {
-      await Deno.stat(target);
+    if (await exists(target)) {
       io.err(`data:download: ${target} already exists (use --force to replace it)`);
       return 1;
-    } catch { /* absent: go on */ }
+    }
   }
   const archive = join(dataRoot, fileName);
   try {

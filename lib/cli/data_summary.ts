@@ -3,7 +3,6 @@
  * counts per split and class, patients, class ratio, image sizes, unreadable files, absent
  * splits, and the leak check of both split protocols.
  */
-import { parseArgs } from "node:util";
 import {
   CLASS_NAMES,
   countByClass,
@@ -16,6 +15,7 @@ import { decodeImage, imageInfo } from "../data/images.ts";
 import { DEFAULT_SEED, DEFAULT_VAL_FRACTION, leakCount, makeSplits } from "../data/splits.ts";
 import { Progress } from "../util/progress.ts";
 import { dataDir } from "../util/paths.ts";
+import { type CliIo, consoleIo, parseCli } from "./args.ts";
 
 export const USAGE =
   `usage: deno task data:summary [--data DIR] [--quick] [--seed N] [--val-fraction F] [--json]
@@ -69,12 +69,7 @@ export interface DataSummary {
   >;
 }
 
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
-
-const defaultIo: Io = { out: (l) => console.log(l), err: (l) => console.error(l) };
+export type { CliIo as Io };
 
 function median(values: number[]): number {
   if (values.length === 0) return 0;
@@ -230,31 +225,16 @@ export function formatSummary(s: DataSummary): string[] {
 }
 
 /** CLI entry; returns the exit code (2: bad usage, 1: unusable dataset). */
-export async function main(args: string[], io: Io = defaultIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        data: { type: "string" },
-        quick: { type: "boolean" },
-        seed: { type: "string" },
-        "val-fraction": { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    io.err(`data:summary: ${e instanceof Error ? e.message : String(e)}`);
-    io.err(USAGE);
-    return 2;
-  }
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
+export async function main(args: string[], io: CliIo = consoleIo): Promise<number> {
+  const values = parseCli(args, {
+    data: { type: "string" },
+    quick: { type: "boolean" },
+    seed: { type: "string" },
+    "val-fraction": { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, { usage: USAGE, prefix: "data:summary", io });
+  if (typeof values === "number") return values;
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) {
     io.err(`data:summary: --seed must be a whole number, got "${values.seed}"`);

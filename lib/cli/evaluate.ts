@@ -6,10 +6,11 @@
  * over those images and writes predictions-<split>.json first; then chooses the threshold on
  * validation, applies it unchanged to every split, and writes evaluation.json and charts/.
  */
-import { parseArgs } from "node:util";
 import { basename, join, resolve } from "node:path";
 import { runsDir } from "../util/paths.ts";
 import { Progress } from "../util/progress.ts";
+import { exists } from "../util/fs.ts";
+import { parseCli, positiveInt, usageError } from "./args.ts";
 import {
   evaluateRun,
   type Evaluation,
@@ -41,15 +42,6 @@ function externalKey(dataRoot: string, split: string): string {
     "",
   );
   return `ext-${slug || "data"}-${split}`;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Resolve `--run`: a directory path, or a run id under outputs/runs. */
@@ -199,56 +191,32 @@ export function formatEvaluation(ev: Evaluation): string {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        run: { type: "string" },
-        split: { type: "string" },
-        data: { type: "string" },
-        "threshold-method": { type: "string" },
-        iterations: { type: "string" },
-        "batch-size": { type: "string" },
-        limit: { type: "string" },
-        "no-charts": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const usageError = (msg: string) => {
-    console.error(`error: ${msg}\n${USAGE}`);
-    return 2;
-  };
-  if (!v.run) return usageError("--run is required");
+  const cli = { usage: USAGE, prefix: "error" };
+  const v = parseCli(args, {
+    run: { type: "string" },
+    split: { type: "string" },
+    data: { type: "string" },
+    "threshold-method": { type: "string" },
+    iterations: { type: "string" },
+    "batch-size": { type: "string" },
+    limit: { type: "string" },
+    "no-charts": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, cli);
+  if (typeof v === "number") return v;
+  if (!v.run) return usageError(cli, "--run is required");
   const split = v.split ?? (v.data ? "test" : undefined);
   if (split !== undefined && split !== "val" && split !== "test") {
-    return usageError(`--split must be val or test, got "${split}"`);
+    return usageError(cli, `--split must be val or test, got "${split}"`);
   }
-  const int = (name: string, s: string | undefined) => {
-    if (s === undefined) return undefined;
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a whole number > 0`);
-    return n;
-  };
   let method, iterations, batchSize, limit;
   try {
     method = v["threshold-method"] ? parseThresholdMethod(v["threshold-method"]) : undefined;
-    iterations = int("iterations", v.iterations);
-    batchSize = int("batch-size", v["batch-size"]);
-    limit = int("limit", v.limit);
+    iterations = positiveInt("iterations", v.iterations, undefined);
+    batchSize = positiveInt("batch-size", v["batch-size"], undefined);
+    limit = positiveInt("limit", v.limit, undefined);
   } catch (e) {
-    return usageError((e as Error).message);
+    return usageError(cli, (e as Error).message);
   }
   try {
     const runDir = await resolveRunDir(v.run);

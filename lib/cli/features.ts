@@ -5,7 +5,7 @@
  * reports img/s and cache hits. `--cut LAYER` caches the frontier of cutting the net at LAYER
  * (the first trainable layer); `--cut head` (default) caches the pooled features.
  */
-import { parseArgs } from "node:util";
+import { parseCli, positiveInt, usageError } from "./args.ts";
 import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../models/registry.ts";
 import { withHead } from "../models/head.ts";
 import { cutAt } from "../models/graph.ts";
@@ -39,48 +39,23 @@ export function cutOutputs(net: NetName, cut: string): string[] {
   return cutAt(withHead(getNetSpec(net)), cut).frontier;
 }
 
-function positiveInt(name: string, v: string | undefined, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new Error(`--${name} must be a whole number > 0, got "${v}"`);
-  }
-  return n;
-}
-
 export async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        cut: { type: "string", default: "head" },
-        weights: { type: "string" },
-        data: { type: "string" },
-        split: { type: "string", default: "train" },
-        limit: { type: "string" },
-        batch: { type: "string" },
-        threads: { type: "string" },
-        float16: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`features: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (!values.model) {
-    console.error(`features: --model is required\n${USAGE}`);
-    return 2;
-  }
+  const cli = { usage: USAGE, prefix: "features" };
+  const values = parseCli(args, {
+    model: { type: "string" },
+    cut: { type: "string", default: "head" },
+    weights: { type: "string" },
+    data: { type: "string" },
+    split: { type: "string", default: "train" },
+    limit: { type: "string" },
+    batch: { type: "string" },
+    threads: { type: "string" },
+    float16: { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  }, cli);
+  if (typeof values === "number") return values;
+  if (!values.model) return usageError(cli, "--model is required");
   let net: NetName, batchSize: number, threads: number, limit: number | undefined;
   let outputs: string[];
   const split = values.split as SplitName;
@@ -88,14 +63,13 @@ export async function main(args: string[]): Promise<number> {
     net = parseNetName(values.model);
     batchSize = positiveInt("batch", values.batch, 16);
     threads = positiveInt("threads", values.threads, defaultThreads());
-    limit = values.limit === undefined ? undefined : positiveInt("limit", values.limit, 0);
+    limit = positiveInt("limit", values.limit, undefined);
     if (!["train", "val", "test"].includes(split)) {
       throw new Error(`--split must be train, val or test, got "${split}"`);
     }
     outputs = cutOutputs(net, values.cut);
   } catch (e) {
-    console.error(`features: ${(e as Error).message}\n${USAGE}`);
-    return 2;
+    return usageError(cli, (e as Error).message);
   }
   try {
     const dataset = await scanDataset(values.data ?? dataDir());

@@ -3,8 +3,8 @@
  * tracking server was unreachable (outputs/mlflow-spool/), in order and without duplicates,
  * and prints what it did. Exit 0 when nothing is left pending, 1 otherwise.
  */
-import { parseArgs } from "node:util";
 import { spoolRoot, syncSpool } from "../tracking/spool.ts";
+import { parseCli } from "./args.ts";
 
 const USAGE = `usage: deno task mlflow:sync [--uri URL] [--spool DIR]
   --uri URL    send to this tracking server instead of the one each run was opened with
@@ -15,26 +15,12 @@ export async function main(
   args: string[],
   write: (s: string) => void = console.log,
 ): Promise<number> {
-  let values: { uri?: string; spool?: string; help?: boolean };
-  try {
-    values = parseArgs({
-      args,
-      options: {
-        uri: { type: "string" },
-        spool: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    console.error(`mlflow:sync: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    write(USAGE);
-    return 0;
-  }
+  const values = parseCli(args, {
+    uri: { type: "string" },
+    spool: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, { usage: USAGE, prefix: "mlflow:sync", io: { out: write, err: (l) => console.error(l) } });
+  if (typeof values === "number") return values;
   const root = values.spool ?? spoolRoot();
   const result = await syncSpool({ uri: values.uri, root });
   if (result.runs.length === 0) {

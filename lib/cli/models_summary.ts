@@ -2,10 +2,10 @@
  * `deno task models:summary --model densenet121 [--trainable-from LAYER] [--head] [--json]`:
  * a Keras-style summary of one of the three bases (notop, 224x224x3).
  */
-import { parseArgs } from "node:util";
 import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../models/registry.ts";
 import { withHead } from "../models/head.ts";
 import { formatSummary, summarize } from "../models/summary.ts";
+import { parseCli, usageError } from "./args.ts";
 
 const USAGE = `usage: deno task models:summary --model <${NET_NAMES.join("|")}> [options]
   --model NAME            network (case-insensitive)
@@ -19,33 +19,17 @@ const USAGE = `usage: deno task models:summary --model <${NET_NAMES.join("|")}> 
   --help                  this text`;
 
 export function main(args: string[]): number {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        "trainable-from": { type: "string" },
-        "include-top": { type: "boolean", default: false },
-        head: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`models:summary: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (!values.model) {
-    console.error(`models:summary: --model is required\n${USAGE}`);
-    return 2;
-  }
+  const cli = { usage: USAGE, prefix: "models:summary" };
+  const values = parseCli(args, {
+    model: { type: "string" },
+    "trainable-from": { type: "string" },
+    "include-top": { type: "boolean", default: false },
+    head: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  }, cli);
+  if (typeof values === "number") return values;
+  if (!values.model) return usageError(cli, "--model is required");
   try {
     const net = parseNetName(values.model);
     let spec = getNetSpec(net, { includeTop: values["include-top"] });

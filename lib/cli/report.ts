@@ -4,10 +4,10 @@
  * Writes outputs/report.md and outputs/report.html comparing runs (default: the latest finished
  * run of each net in outputs/runs).
  */
-import { parseArgs } from "node:util";
 import { latestRunsPerNet, writeReport } from "../reporting/report.ts";
 import { resolveRunDir } from "./evaluate.ts";
 import { runsDir } from "../util/paths.ts";
+import { nonNegativeInt, parseCli, usageError } from "./args.ts";
 
 const USAGE = `usage: deno task report [options]
 
@@ -19,33 +19,20 @@ const USAGE = `usage: deno task report [options]
   -h, --help`;
 
 export async function main(args: string[]): Promise<number> {
-  let parsed;
+  const cli = { usage: USAGE, prefix: "error" };
+  const v = parseCli(args, {
+    runs: { type: "string" },
+    out: { type: "string" },
+    reevaluate: { type: "boolean" },
+    gradcam: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, cli);
+  if (typeof v === "number") return v;
+  let gradcamPerCase: number;
   try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        runs: { type: "string" },
-        out: { type: "string" },
-        reevaluate: { type: "boolean" },
-        gradcam: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    gradcamPerCase = nonNegativeInt("gradcam", v.gradcam, 0);
   } catch (e) {
-    console.error(`error: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values;
-  if (v.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const gradcamPerCase = v.gradcam === undefined ? 0 : Number(v.gradcam);
-  if (!Number.isInteger(gradcamPerCase) || gradcamPerCase < 0) {
-    console.error(`error: --gradcam must be a whole number >= 0\n${USAGE}`);
-    return 2;
+    return usageError(cli, (e as Error).message);
   }
   try {
     const runDirs = v.runs

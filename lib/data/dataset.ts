@@ -6,6 +6,7 @@
  */
 import { join, resolve } from "node:path";
 import { dataDir } from "../util/paths.ts";
+import { statOrNull } from "../util/fs.ts";
 import { patientId } from "./patients.ts";
 
 export type SplitName = "train" | "val" | "test";
@@ -53,15 +54,6 @@ export class DatasetError extends Error {
 function isImageName(name: string): boolean {
   const lower = name.toLowerCase();
   return IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext));
-}
-
-async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
-  try {
-    return await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
 }
 
 async function listDir(path: string): Promise<Deno.DirEntry[]> {

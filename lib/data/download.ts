@@ -2,9 +2,10 @@
  * Getting the data set for users who do not have it: a resumable HTTP download (`<file>.part`
  * + `Range`), a sha256 check, then unpacking into `data/chest_xray/{train,val,test}`.
  */
-import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { Progress } from "../util/progress.ts";
+import { fileSize, hashFile, isDirectory } from "../util/fs.ts";
+import { ChecksumError, downloadResumable as download } from "../util/download.ts";
 import { unzipFile } from "./zip.ts";
 
 /** Mendeley Data, Kermany et al. V2 (doi:10.17632/rscbjbr9sj.2), CC BY 4.0. */
@@ -46,14 +47,7 @@ export const KAGGLE_VAL_FILES: readonly string[] = [
   ].map((n) => `PNEUMONIA/${n}.jpeg`),
 ];
 
-export class ChecksumError extends Error {
-  readonly file: string;
-  constructor(file: string, expected: string, actual: string) {
-    super(`checksum mismatch for ${file}: expected sha256 ${expected}, got ${actual}`);
-    this.name = "ChecksumError";
-    this.file = file;
-  }
-}
+export { ChecksumError };
 
 export interface DownloadOptions {
   /** Expected sha256 (hex); a mismatch deletes the download and throws ChecksumError. */
@@ -64,7 +58,7 @@ export interface DownloadOptions {
   /** Show a byte progress bar (default true). */
   progress?: boolean | { write: (text: string) => void };
   fetchImpl?: typeof fetch;
-  /** Milliseconds between attempts (default 1000). */
+  /** Pause before retry n is n times this (default 1000 ms). */
   retryDelayMs?: number;
 }
 
@@ -78,150 +72,36 @@ export interface DownloadResult {
   cached: boolean;
 }
 
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await Deno.stat(path)).size;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
-
 /** sha256 of a file, streamed (archives are too big to read whole). */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path, { read: true });
-  try {
-    for await (const chunk of file.readable) hash.update(chunk);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${e instanceof Error ? e.message : e}`);
-  }
-  return hash.digest("hex");
+export function sha256File(path: string): Promise<string> {
+  return hashFile(path, "sha256");
 }
 
 /**
- * Download `url` to `dest`, resuming `dest.part` with an HTTP Range request after a cut
- * connection (here or in an earlier run). The file appears at `dest` only once complete and,
- * when `sha256` is given, verified.
+ * Download `url` to `dest` with the shared resumable downloader (lib/util/download.ts),
+ * checking sha256. A `dest` with another checksum is fetched again; a network error before
+ * the first byte is retried too (archive hosts drop connections).
  */
 export async function downloadResumable(
   url: string,
   dest: string,
   opts: DownloadOptions = {},
 ): Promise<DownloadResult> {
-  const fetchImpl = opts.fetchImpl ?? fetch;
-  const expected = opts.sha256?.toLowerCase();
-  const existing = await fileSize(dest);
-  if (existing !== null) {
-    const actual = await sha256File(dest);
-    if (!expected || actual === expected) {
-      return { path: dest, bytes: existing, sha256: actual, resumed: false, cached: true };
-    }
-    await Deno.remove(dest); // stale or damaged: fetch again
-  }
-  await Deno.mkdir(dirname(dest), { recursive: true });
-  const part = `${dest}.part`;
-  const retries = opts.retries ?? 3;
   const show = opts.progress ?? true;
-  let progress: Progress | null = null;
-  let resumed = false;
-  let lastError: unknown = null;
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, opts.retryDelayMs ?? 1000));
-    let offset = (await fileSize(part)) ?? 0;
-    const headers: Record<string, string> = { ...opts.headers };
-    if (offset > 0) headers["Range"] = `bytes=${offset}-`;
-    let res: Response;
-    try {
-      res = await fetchImpl(url, { headers, redirect: "follow" });
-    } catch (e) {
-      lastError = e;
-      continue; // network error before any byte: retry
-    }
-    let total: number | null = null;
-    if (res.status === 416 && offset > 0) {
-      await res.body?.cancel();
-      break; // the part file already holds everything: verify below
-    } else if (res.status === 206 && offset > 0) {
-      const range = /bytes (\d+)-\d+\/(\d+|\*)/.exec(res.headers.get("content-range") ?? "");
-      if (!range || Number(range[1]) !== offset) {
-        await res.body?.cancel();
-        await Deno.remove(part);
-        lastError = new Error(
-          `server answered a different range (${res.headers.get("content-range")})`,
-        );
-        continue;
-      }
-      total = range[2] === "*" ? null : Number(range[2]);
-      resumed = true;
-    } else if (res.ok) {
-      offset = 0; // server ignored Range: start over
-      const len = res.headers.get("content-length");
-      total = len === null ? null : Number(len);
-    } else {
-      await res.body?.cancel();
-      throw new Error(`download of ${url} failed: HTTP ${res.status} ${res.statusText}`);
-    }
-    if (show && !progress) {
-      progress = new Progress(`download ${basename(dest)}`, {
-        total: total ?? undefined,
-        unit: "B",
-        write: typeof show === "object" ? show.write : undefined,
-      });
-    }
-    if (progress && total !== null) progress.total = total;
-    if (progress) progress.done_ = offset;
-    const file = await Deno.open(part, {
-      write: true,
-      create: true,
-      append: offset > 0,
-      truncate: offset === 0,
-    });
-    let written = offset;
-    try {
-      for await (const chunk of res.body ?? []) {
-        await file.write(chunk);
-        written += chunk.length;
-        progress?.tick(chunk.length);
-      }
-    } catch (e) {
-      lastError = e; // cut connection: keep the part, resume on the next attempt
-      continue;
-    } finally {
-      file.close();
-    }
-    if (total !== null && written < total) {
-      lastError = new Error(`connection closed after ${written} of ${total} bytes`);
-      continue;
-    }
-    lastError = null;
-    break;
-  }
-  if (lastError !== null) {
-    const have = (await fileSize(part)) ?? 0;
-    throw new Error(
-      `download of ${url} interrupted (${have} bytes kept in ${part}; run again to resume): ${
-        lastError instanceof Error ? lastError.message : lastError
-      }`,
-    );
-  }
-  progress?.done();
-  const actual = await sha256File(part);
-  if (expected && actual !== expected) {
-    await Deno.remove(part);
-    throw new ChecksumError(url, expected, actual);
-  }
-  await Deno.rename(part, dest);
-  const bytes = (await fileSize(dest)) ?? 0;
-  return { path: dest, bytes, sha256: actual, resumed, cached: false };
-}
-
-async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
+  const result = await download(url, dest, {
+    hash: "sha256",
+    expected: opts.sha256,
+    staleDest: "refetch",
+    retryUnreachable: true,
+    headers: opts.headers,
+    retries: opts.retries,
+    retryDelayMs: opts.retryDelayMs,
+    progress: show !== false,
+    progressOptions: typeof show === "object" ? { write: show.write } : undefined,
+    fetchImpl: opts.fetchImpl,
+  });
+  const { path, bytes, digest, resumed, cached } = result;
+  return { path, bytes, sha256: digest, resumed, cached };
 }
 
 /** The shallowest folder under `dir` that has `train/`, `val/` or `test/` with class folders. */
@@ -232,8 +112,8 @@ export async function findDatasetRoot(dir: string, depth = 3): Promise<string | 
     for (const folder of level) {
       for (const split of ["train", "test", "val"]) {
         if (
-          (await isDir(join(folder, split, "NORMAL"))) ||
-          (await isDir(join(folder, split, "PNEUMONIA")))
+          (await isDirectory(join(folder, split, "NORMAL"))) ||
+          (await isDirectory(join(folder, split, "PNEUMONIA")))
         ) return folder;
       }
       for await (const entry of Deno.readDir(folder)) {
@@ -255,7 +135,7 @@ export async function installArchive(
   opts: { force?: boolean; progress?: boolean | { write: (text: string) => void } } = {},
 ): Promise<{ root: string; files: number; notes: string[] }> {
   const notes: string[] = [];
-  if (await isDir(target)) {
+  if (await isDirectory(target)) {
     if (!opts.force) throw new Error(`${target} already exists (use --force to replace it)`);
     await Deno.remove(target, { recursive: true });
   }
@@ -277,7 +157,7 @@ export async function installArchive(
       throw new Error(`${archive} holds no chest_xray layout (train/NORMAL, train/PNEUMONIA, ...)`);
     }
     await Deno.rename(root, target);
-    if (!(await isDir(join(target, "val"))) && (await isDir(join(target, "train")))) {
+    if (!(await isDirectory(join(target, "val"))) && (await isDirectory(join(target, "train")))) {
       const present: string[] = [];
       for (const rel of KAGGLE_VAL_FILES) {
         if (await fileSize(join(target, "train", rel)) !== null) present.push(rel);

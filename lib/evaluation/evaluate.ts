@@ -23,6 +23,10 @@ import {
   type VlSpec,
 } from "../charts/specs.ts";
 import { writeChart } from "../charts/render.ts";
+import { exists, readJson } from "../util/fs.ts";
+
+/** Re-exported: reporting and notebooks read run files through it. */
+export { readJson };
 
 /** One prediction as stored in `predictions-<split>.json`. */
 export interface PredictionItem {
@@ -114,30 +118,6 @@ const DISPLAY: Record<string, string> = {
 /** "VGG16" etc. for a net name, or the name itself. */
 export function displayName(net: string | null | undefined): string {
   return net ? DISPLAY[net.toLowerCase()] ?? net : "model";
-}
-
-/** Read and parse JSON; errors name the file. */
-export async function readJson<T>(path: string): Promise<T> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Load and validate a predictions file; errors name the file and the bad field. */

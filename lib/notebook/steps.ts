@@ -64,12 +64,15 @@ export function notebookSettings(
   if (protocol !== "patient" && protocol !== "seed") {
     throw new Error(`CXR_PROTOCOL must be patient or seed, got '${protocol}'`);
   }
+  const mlflow = env("MLFLOW_TRACKING_URI") ?? defaults.mlflow ?? "";
+  // Training opens its tracker from the environment: a URL set in the notebook goes there.
+  if (mlflow !== "" && mlflow !== "off") Deno.env.set("MLFLOW_TRACKING_URI", mlflow);
   return {
     net,
     profile,
     data: env("CXR_DATA") ?? defaults.data ?? dataDir(),
     weights: env("CXR_WEIGHTS") ?? defaults.weights ?? "imagenet",
-    mlflow: env("MLFLOW_TRACKING_URI") ?? defaults.mlflow ?? "",
+    mlflow,
     protocol,
   };
 }

@@ -12,7 +12,6 @@ import {
   type Evaluation,
   listPredictionFiles,
   loadPredictions,
-  readJson,
   readRunConfig,
   type RunConfigView,
   type SplitEvaluation,
@@ -23,6 +22,7 @@ import { comparisonChart, type ComparisonRow } from "../charts/specs.ts";
 import { renderSvg, svgToPng } from "../charts/render.ts";
 import { type Block, type Figure, toHtml, toMarkdown } from "./document.ts";
 import { outputsDir, runsDir } from "../util/paths.ts";
+import { exists, readJson } from "../util/fs.ts";
 
 /** The original Keras project's results (its README), on the official 16-image val folder. */
 export const ORIGINAL_RESULTS = [
@@ -50,15 +50,6 @@ export interface ReportOptions {
   /** Re-run evaluateRun even when evaluation.json exists (default: only when missing). */
   reevaluate?: boolean;
   title?: string;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** NaN-safe number formatting (evaluation.json stores NaN as null). */

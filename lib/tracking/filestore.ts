@@ -26,13 +26,14 @@
  * Keys may contain "/" (sub-folders, as MLflow does). Experiment ids are random 63-bit
  * integers like MLflow's `_generate_unique_integer_id`; run ids are uuid4 hex.
  */
-import { appendFile, cp, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseFlatYaml, toYaml, type YamlValue } from "./yaml.ts";
 import { type Batch, paramString, tagString, validateKey, validateMetric } from "./validate.ts";
 import { RUN_STATUS_CODE, type RunStatusName } from "./types.ts";
 import { joinArtifactPath, listFiles } from "./rest.ts";
+import { exists } from "../util/fs.ts";
 
 export const DEFAULT_EXPERIMENT_ID = "0";
 
@@ -50,10 +51,6 @@ export function pythonFloat(v: number): string {
 function randomExperimentId(): string {
   const [n] = crypto.getRandomValues(new BigUint64Array(1));
   return String((n & ((1n << 63n) - 1n)) || 1n);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await stat(path).then(() => true, () => false);
 }
 
 export interface FileRun {

@@ -19,7 +19,12 @@ export interface CheckpointState {
   phaseEpoch: number;
   /** Epoch-derived RNG: shuffles and masks use mixSeed(seed, phase, epoch, batch). */
   rng: { seed: number; scheme: "mix(seed,phase,epoch,batch)" };
-  optimizer: { name: string; shape: number[]; data: string /* base64 float32 */ }[];
+  optimizer: {
+    name: string;
+    shape: number[];
+    dtype: "float32" | "int32";
+    data: string /* base64 of the typed array */;
+  }[];
   earlyStopping: EarlyStopping["state"] | null;
   /** Whole history of the run so far (all phases). */
   history: EpochRecord[];
@@ -43,10 +48,11 @@ export async function saveCheckpoint(
   await saveWeights(join(dir, name), learner.model.getWeights());
   const named = await learner.optimizer.getWeights();
   const optimizer = named.map(({ name, tensor }) => {
-    const data = tensor.dataSync() as Float32Array;
+    const data = tensor.dataSync() as Float32Array | Int32Array; // "iter" is int32
     return {
       name,
       shape: [...tensor.shape],
+      dtype: tensor.dtype === "int32" ? "int32" as const : "float32" as const,
       data: encodeBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
     };
   });
@@ -92,8 +98,10 @@ export async function restoreCheckpoint(
   if (state.optimizer.length > 0) {
     await learner.optimizer.setWeights(state.optimizer.map((o) => {
       const bytes = decodeBase64(o.data);
-      const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      return { name: o.name, tensor: tf.tensor(data, o.shape) };
+      const data = o.dtype === "int32"
+        ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+        : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      return { name: o.name, tensor: tf.tensor(data, o.shape, o.dtype) };
     }));
   }
   learner.epoch = state.epoch;

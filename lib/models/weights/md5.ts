@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import type { NetWeights } from "../spec.ts";
 import type { WeightLayout } from "../layout.ts";
+import { hashFile } from "../../util/fs.ts";
 
 /** md5 over every weight of `layout` in Keras order (layer, then kind), as float32 bytes. */
 export function weightsMd5(weights: NetWeights, layout: WeightLayout): string {
@@ -28,14 +29,6 @@ export function weightsMd5(weights: NetWeights, layout: WeightLayout): string {
 }
 
 /** md5 (hex) of a file, read in chunks so large `.h5` files need little memory. */
-export async function fileMd5(path: string): Promise<string> {
-  const hash = createHash("md5");
-  using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(1 << 20);
-  while (true) {
-    const n = await file.read(buffer);
-    if (n === null) break;
-    hash.update(buffer.subarray(0, n));
-  }
-  return hash.digest("hex");
+export function fileMd5(path: string): Promise<string> {
+  return hashFile(path, "md5");
 }

@@ -13,6 +13,7 @@ import { ensureImagenetWeights, KERAS_IMAGENET } from "./imagenet.ts";
 import type { DownloadOptions } from "./download.ts";
 import { loadWeights } from "./io.ts";
 import { fileMd5, weightsMd5 } from "./md5.ts";
+import { isFile } from "../../util/fs.ts";
 
 export { weightsMd5 } from "./md5.ts";
 
@@ -122,14 +123,6 @@ export async function resolveWeights(
   return await resolveFile(net, choice, key, layout);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 async function resolveFile(
   net: NetName,
   choice: string,
@@ -139,12 +132,12 @@ async function resolveFile(
   const path = resolve(given);
   let weights: NetWeights;
   let md5OfFile: string;
-  if (path.endsWith(".json") && await exists(path)) {
+  if (path.endsWith(".json") && await isFile(path)) {
     // cxr's own save format: <base>.json + <base>.bin
     const base = path.slice(0, -".json".length);
     weights = await loadWeights(base);
     md5OfFile = await fileMd5(`${base}.bin`);
-  } else if (await exists(path)) {
+  } else if (await isFile(path)) {
     weights = await readKerasH5(path, layout);
     md5OfFile = await fileMd5(path);
   } else {

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { resolveConfig } from "../lib/training/config.ts";
+import { TrainingAborted, trainRun } from "../lib/training/run.ts";
+import { sharedDir } from "../lib/util/paths.ts";
+
+const DATA = join(sharedDir(), "data", "chest_xray");
+const hasData = (() => {
+  try {
+    return Deno.statSync(join(DATA, "train")).isDirectory;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "a killed run resumes at the next epoch and ends exactly like an uninterrupted one",
+  ignore: !hasData,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "cxr-train-resume-" });
+    try {
+      // 40 DenseNet121 images: 3 head epochs, then 2 fine-tuning epochs of the last layer.
+      const config = resolveConfig({
+        net: "densenet121",
+        weights: "formula",
+        profile: "quick",
+        subset: { train: 40, val: 20 },
+        dataRoot: DATA,
+        mlflow: false,
+        batchSize: 16,
+        phase1: { epochs: 3 },
+        phase2: { epochs: 2 },
+        earlyStopping: { patience: 0 },
+      });
+      const common = {
+        tracker: null,
+        progress: false,
+        cacheRoot: join(tmp, "cache"),
+        skipEvaluation: true,
+        skipExport: true,
+      };
+      const whole = await trainRun(config, { ...common, runsRoot: join(tmp, "a") });
+      assert.equal(whole.history.length, 5);
+      assert.deepEqual(whole.history.map((r) => r.phase), [1, 1, 1, 2, 2]);
+
+      // Killed after epoch 2 (phase 1), then after epoch 4 (phase 2), then finished.
+      const epochsSeen: number[] = [];
+      const runsRoot = join(tmp, "b");
+      for (const abortAfterEpoch of [2, 4]) {
+        await assert.rejects(
+          trainRun(config, {
+            ...common,
+            runsRoot,
+            abortAfterEpoch,
+            onEpoch: (r) => void epochsSeen.push(r.epoch),
+          }),
+          TrainingAborted,
+        );
+      }
+      const resumed = await trainRun(config, {
+        ...common,
+        runsRoot,
+        onEpoch: (r) => void epochsSeen.push(r.epoch),
+      });
+      assert.deepEqual(epochsSeen, [1, 2, 3, 4, 5], "each epoch trained exactly once");
+      const strip = (h: typeof whole.history) => h.map(({ seconds: _s, ...r }) => r);
+      assert.deepEqual(strip(resumed.history), strip(whole.history));
+      const bin = (dir: string) => Deno.readFile(join(dir, "model", "trained.bin"));
+      assert.deepEqual(await bin(resumed.runDir), await bin(whole.runDir));
+      const status = JSON.parse(await Deno.readTextFile(join(resumed.runDir, "run.json")));
+      assert.equal(status.status, "finished");
+      // Finished runs are skipped.
+      const again = await trainRun(config, { ...common, runsRoot });
+      assert.equal(again.skipped, true);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
