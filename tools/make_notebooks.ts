@@ -128,7 +128,7 @@ function cells(t: NetText): Cell[] {
         '  mlflow: "", // "" (outputs/mlruns) | "http://127.0.0.1:5000" | "off"\n' +
         '  protocol: "patient", // "patient" (honest) | "seed" (the original swap of val/test)\n' +
         "});\n" +
-        "cxr.settingsView(settings);",
+        "await cxr.show(cxr.settingsView(settings));",
     ),
     md(
       "## 1. The data\n\n" +
@@ -144,17 +144,19 @@ function cells(t: NetText): Cell[] {
     code(
       "const data = await cxr.exploreData(settings);\nawait cxr.show(...data.view);",
     ),
-    code("await cxr.exampleImages(data.splits.train);"),
+    code("await cxr.show(await cxr.exampleImages(data.splits.train));"),
     md(`## 2. Preprocessing\n\n${t.preprocessing}`),
-    code("await cxr.preprocessingView(settings.net, data.splits.train[0]);"),
+    code("await cxr.show(await cxr.preprocessingView(settings.net, data.splits.train[0]));"),
     md(`## 3. The architecture\n\n${t.architecture}`),
     code(
       "const config = cxr.trainingConfig(settings);\n" +
-        "await cxr.show(...cxr.architectureView(settings.net, {\n" +
-        "  unfreezeFrom: config.phase2?.unfreezeFrom ?? null,\n" +
-        "  dropout: config.dropout,\n" +
-        "}));\n" +
-        "cxr.configView(config);",
+        "await cxr.show(\n" +
+        "  ...cxr.architectureView(settings.net, {\n" +
+        "    unfreezeFrom: config.phase2?.unfreezeFrom ?? null,\n" +
+        "    dropout: config.dropout,\n" +
+        "  }),\n" +
+        "  cxr.configView(config),\n" +
+        ");",
     ),
     md(
       "## 4. Phase 1: a head on the frozen base\n\n" +
@@ -204,7 +206,7 @@ function cells(t: NetText): Cell[] {
         "cases of each class. A heatmap on the lungs is reassuring; one on text markers, " +
         "borders or devices is a warning sign of shortcut learning.",
     ),
-    code("await cxr.gradcamView(run.runDir);"),
+    code("await cxr.show(await cxr.gradcamView(run.runDir));"),
     md(
       `## ${n + 2}. MLflow\n\n` +
         "Every run logs its parameters, per-epoch metrics, charts, evaluation and the ONNX " +
@@ -212,9 +214,9 @@ function cells(t: NetText): Cell[] {
         "that `mlflow ui` reads). If the server is down, records wait in a local spool; " +
         "`deno task mlflow:sync` replays them.",
     ),
-    code("await cxr.mlflowView(run.runDir);"),
+    code("await cxr.show(await cxr.mlflowView(run.runDir));"),
     md(`## ${n + 3}. Reading the results`),
-    code("await cxr.readingView(run.runDir);"),
+    code("await cxr.show(await cxr.readingView(run.runDir));"),
     md(
       `${t.closing}\n\n` +
         "Next: `deno task report` compares the three nets; `deno task serve --run <run-id>` " +

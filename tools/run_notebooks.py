@@ -5,6 +5,7 @@ Used by `deno task notebooks` (lib/cli/notebooks.ts); needs Debian's python3-nbc
 (and python3-nbconvert for --html). Exits non-zero on the first cell error, printing the cell.
 """
 import argparse
+import base64
 import os
 import sys
 import time
@@ -47,7 +48,25 @@ def main() -> int:
         print(f"== {name}: {status} in {time.time() - start:.1f} s -> {out_path}", flush=True)
         if args.html:
             from nbconvert import HTMLExporter
-            body, _ = HTMLExporter().from_notebook_node(nb)
+            # Offline viewers (and headless browsers) cannot load Vega's JavaScript: the HTML
+            # copy shows the static SVG each chart carries; the .ipynb keeps the Vega-Lite spec
+            # for JupyterLab and VS Code.
+            import copy
+            html_nb = copy.deepcopy(nb)
+            for cell in html_nb.cells:
+                for output in cell.get("outputs", []):
+                    data = output.get("data", {})
+                    if "image/svg+xml" in data:
+                        for mime in [m for m in data if m.startswith("application/vnd.vegalite")]:
+                            del data[mime]
+                        # nbconvert 6 passes inline SVG through an HTML cleaner that strips its
+                        # drawing elements; an <img> with a data URL keeps the chart intact.
+                        svg = data.pop("image/svg+xml")
+                        svg = "".join(svg) if isinstance(svg, list) else svg
+                        b64 = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+                        data["text/html"] = f'<img src="data:image/svg+xml;base64,{b64}">'
+            exporter = HTMLExporter()
+            body, _ = exporter.from_notebook_node(html_nb)
             html_path = out_path[: -len(".ipynb")] + ".html"
             with open(html_path, "w", encoding="utf-8") as f:
                 f.write(body)

@@ -119,4 +119,7 @@ export async function show(...items: (Displayable | string)[]): Promise<void> {
     if (j) await j.display(bundle, { raw: true });
     else console.log(String(bundle["text/plain"] ?? ""));
   }
+  // Deno's kernel can report a cell finished before its last display messages leave; a
+  // short pause lets them reach the front end (nbclient drops messages after "idle").
+  if (j) await new Promise((r) => setTimeout(r, 100));
 }

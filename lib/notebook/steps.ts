@@ -16,7 +16,7 @@ import { preprocessInput } from "../models/preprocess.ts";
 import { summarize } from "../models/summary.ts";
 import type { NetName } from "../models/spec.ts";
 import { vegaDisplayWithSvg } from "../charts/render.ts";
-import type { VlSpec } from "../charts/specs.ts";
+import { type EpochRecord, trainingCurves, type VlSpec } from "../charts/specs.ts";
 import {
   evaluateRun,
   type Evaluation,
@@ -254,17 +254,17 @@ export function architectureView(
   ];
 }
 
-/** Training curves of a run (loss, accuracy, AUC; phase 2 marked). */
+/** Training curves of a run so far (loss, accuracy, AUC; phase 2 marked). */
 export async function trainingCurvesView(runDir: string): Promise<Displayable[]> {
-  const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"))
-    .catch(() => evaluateRun(runDir));
-  const specs = await runChartSpecs(
-    runDir,
-    evaluation,
-    await predictions(runDir),
-    await readRunConfig(runDir),
-  );
-  return specs.training ? [await vegaDisplayWithSvg(specs.training)] : [html("<p>No history.</p>")];
+  const history = await readJson<{ epochs: EpochRecord[] }>(join(runDir, "history.json"));
+  const config = await readRunConfig(runDir);
+  const label = config?.weights?.isImageNet === false ? ` — ${config.weights.label}` : "";
+  const net = NET_INFO[(config?.net ?? "vgg16") as NetName]?.displayName ?? "";
+  return [
+    await vegaDisplayWithSvg(
+      trainingCurves(history.epochs, { title: `${net}: training vs validation${label}` }),
+    ),
+  ];
 }
 
 async function predictions(runDir: string): Promise<Record<string, PredictionsFile>> {

@@ -13,6 +13,9 @@ import { EXTRA_WASM_KERNELS, registerWasmTrainingKernels } from "./wasm_kernels.
 
 export { tf };
 
+// Production mode: no debug checks, and no "install tfjs-node" banner in logs and notebooks.
+tf.env().set("PROD", true);
+
 export type BackendPreference = "auto" | "tensorflow" | "wasm" | "cpu";
 
 export interface BackendInfo {

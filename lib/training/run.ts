@@ -64,6 +64,11 @@ export interface TrainRunOptions {
   skipExport?: boolean;
   /** Skip evaluateRun (tests). */
   skipEvaluation?: boolean;
+  /**
+   * Stop after phase 1 (a notebook shows it before fine-tuning); the run stays "running" and
+   * the next call continues with phase 2. Ignored for nets without phase 2.
+   */
+  untilPhase?: 1 | 2;
 }
 
 export interface TrainRunResult {
@@ -219,7 +224,7 @@ export async function trainRun(
       weights: resolved,
       outputs: featureOutputs,
       items: allItems,
-      progress: opts.progress,
+      progress: opts.progress !== false,
       cacheRoot: opts.cacheRoot,
     });
     for (const f of fs.stats.failed) log(`skipped ${f.item.rel}: ${f.error}`);
@@ -381,6 +386,11 @@ export async function trainRun(
       });
     }
     let history = phase1History;
+    if (opts.untilPhase === 1 && config.phase2) {
+      log("stopping after phase 1 as asked; run again to fine-tune (phase 2)");
+      phase1Model.dispose();
+      return { runId, runDir, history, evaluation: null, skipped: false };
+    }
 
     // Phase 2: unfrozen tail + head on the frontier activations.
     let tailWeights: NetWeights = new Map();

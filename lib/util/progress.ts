@@ -78,8 +78,12 @@ export class Progress {
     this.minIntervalMs = options.minIntervalMs ?? (this.plain ? 5000 : 100);
     this.quiet = options.quiet ?? false;
     const encoder = new TextEncoder();
+    // Plain lines go through console.error so notebook kernels capture them; a terminal gets
+    // raw writes so the line can be redrawn in place.
     this.write = options.write ??
-      ((text: string) => Deno.stderr.writeSync(encoder.encode(text)));
+      (this.plain
+        ? (text: string) => console.error(text.replace(/\n$/, ""))
+        : (text: string) => Deno.stderr.writeSync(encoder.encode(text)));
   }
 
   /** Items per second since start. */
@@ -116,9 +120,12 @@ export class Progress {
     } else {
       parts.push(formatCount(this.done_, this.unit));
     }
-    parts.push(
-      this.unit === "B" ? `${formatCount(rate, "B")}/s` : `${rate.toFixed(1)} ${this.unit}/s`,
-    );
+    // A rate over the first few milliseconds is noise: show it once there is something to time.
+    if (this.elapsedSeconds >= 0.25) {
+      parts.push(
+        this.unit === "B" ? `${formatCount(rate, "B")}/s` : `${rate.toFixed(1)} ${this.unit}/s`,
+      );
+    }
     if (this.total !== undefined && this.done_ < this.total && rate > 0) {
       parts.push(`ETA ${formatDuration((this.total - this.done_) / rate)}`);
     } else {
