@@ -37,6 +37,7 @@ export async function main(args: string[]): Promise<number> {
     config = resolveConfig({
       net: parseNetName(v.model as string),
       weights: defaultWeightsChoice(),
+      profile: "full",
       ...flags,
     });
   } catch (e) {

@@ -7,6 +7,25 @@ import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "../training/flags
 import { trainRun } from "../training/run.ts";
 import type { BackendPreference } from "../training/backend.ts";
 import { writeReport } from "../reporting/report.ts";
+import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
+import { main as downloadDataset } from "./data_download.ts";
+import { join } from "node:path";
+import { isDirectory } from "../util/fs.ts";
+import { dataDir } from "../util/paths.ts";
+
+/**
+ * The main job must work on a fresh machine: when the default dataset folder is missing, get
+ * it (data:download) first. A folder named by --data must exist: that is the user's mistake.
+ */
+async function ensureDataset(root: string, explicit: boolean): Promise<boolean> {
+  if (await isDirectory(join(root, "train"))) return true;
+  if (explicit || root !== dataDir()) {
+    console.error(`train-all: no ${join(root, "train")} (a Kaggle-layout chest_xray folder)`);
+    return false;
+  }
+  console.error(`train-all: ${root} is missing; downloading the dataset (deno task data:download)`);
+  return (await downloadDataset([])) === 0 && await isDirectory(join(root, "train"));
+}
 
 const USAGE = `usage: deno task train-all [options]   (trains ${NET_NAMES.join(", ")} in turn)
 ${COMMON_USAGE}
@@ -29,13 +48,14 @@ export async function main(args: string[]): Promise<number> {
   try {
     const flags = configFromFlags(v);
     configs = NET_NAMES.map((net) =>
-      resolveConfig({ net, weights: defaultWeightsChoice(), ...flags })
+      resolveConfig({ net, weights: defaultWeightsChoice(), profile: "full", ...flags })
     );
   } catch (e) {
     console.error(`train-all: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
   const t0 = performance.now();
+  if (!(await ensureDataset(configs[0].dataRoot, v.data !== undefined))) return 1;
   const runDirs: string[] = [];
   for (const config of configs) {
     const start = performance.now();
@@ -51,6 +71,13 @@ export async function main(args: string[]): Promise<number> {
         ((performance.now() - start) / 1000).toFixed(0)
       } s, val ROC-AUC ${val ? val.rocAuc.toFixed(4) : "?"} (${r.evaluation?.weightsLabel ?? ""})`,
     );
+  }
+  for (const dir of runDirs) {
+    try {
+      await writeGradcamExamples(dir, { perCase: 2 });
+    } catch (e) {
+      console.error(`train-all: no Grad-CAM examples for ${dir}: ${(e as Error).message}`);
+    }
   }
   const report = await writeReport({ runDirs });
   console.log(

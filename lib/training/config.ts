@@ -76,7 +76,7 @@ export const PROFILES: Record<
   }
 > = {
   quick: { subset: { train: 240, val: 96 }, phase1Epochs: 12, phase2Epochs: 2, patience: 4 },
-  full: { phase1Epochs: 30, phase2Epochs: 4, patience: 5 },
+  full: { phase1Epochs: 30, phase2Epochs: 2, patience: 5 },
 };
 
 /**

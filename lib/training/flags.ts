@@ -29,7 +29,7 @@ export const COMMON_OPTIONS = {
 } as const;
 
 export const COMMON_USAGE =
-  `  --profile quick|full        quick: small stratified subset, few epochs (default quick)
+  `  --profile full|quick        full: all of train (default); quick: small subset, few epochs
   --weights imagenet|none|formula|PATH.h5   base weights (default CXR_WEIGHTS or imagenet)
   --epochs N                  phase-1 epochs (head on the frozen base)
   --phase2-epochs N           phase-2 epochs (fine-tuning; 0 = no phase 2)
@@ -41,7 +41,9 @@ export const COMMON_USAGE =
   --class-weight balanced|none   (default balanced: the 3:1 imbalance)
   --patience N / --monitor val_auc|val_loss   early stopping (restores the best epoch)
   --seed N                    (default 42)
-  --protocol patient|seed     validation carved by patient (default) or by image
+  --protocol patient|seed     patient: patient-disjoint val carved from train, test = official
+                              test (default); seed: the original swap (val = official test,
+                              test = the 16-image official val)
   --subset N                  at most N train images (val: N*0.4), stratified
   --data DIR                  dataset root (default CXR_DATA or data/chest_xray)
   --threshold sens95|youden|0.5  operating threshold chosen on validation
