@@ -79,18 +79,6 @@ export const PROFILES: Record<
   full: { phase1Epochs: 30, phase2Epochs: 2, patience: 5 },
 };
 
-/**
- * Phase-2 unfreeze points chosen for a 2-core CPU. ResNet50 from conv5_block3_1_conv (the whole
- * last bottleneck, ~1.3 GFLOP/img/step) measured ~1100 s/epoch here; from conv5_block3_3_conv
- * (its last 1x1 conv + BN + residual add) it is ~6x cheaper. DenseNet121 keeps the registry's
- * conv5_block16_0_bn (the last dense layer + final BN: tiny).
- */
-export const TRAINING_UNFREEZE_DEFAULT: Record<NetName, string | null> = {
-  vgg16: NET_INFO.vgg16.defaultUnfreezeFrom,
-  resnet50: "conv5_block3_3_conv",
-  densenet121: NET_INFO.densenet121.defaultUnfreezeFrom,
-};
-
 /** Learning rates: Adam 1e-3 for the head (standardised inputs), 1e-5 for fine-tuning. */
 export const DEFAULT_LR = { phase1: 1e-3, phase2: 1e-5 } as const;
 
@@ -113,7 +101,7 @@ export function resolveConfig(partial: TrainConfigInput, profile?: Profile): Tra
   const p = PROFILES[prof];
   const net = partial.net;
   if (!(net in NET_INFO)) throw new Error(`config: unknown net "${net}"`);
-  const defaultUnfreeze = TRAINING_UNFREEZE_DEFAULT[net];
+  const defaultUnfreeze = NET_INFO[net].defaultUnfreezeFrom;
   let phase2: Phase2Config | null = null;
   if (partial.phase2 !== null) {
     const unfreezeFrom = partial.phase2?.unfreezeFrom ?? defaultUnfreeze;

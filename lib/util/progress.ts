@@ -132,7 +132,8 @@ export class Progress {
       parts.push(`in ${formatDuration(this.elapsedSeconds)}`);
     }
     for (const [k, v] of Object.entries(this.fields)) {
-      parts.push(`${k}=${typeof v === "number" ? v.toFixed(4) : v}`);
+      const text = typeof v !== "number" ? v : Number.isInteger(v) ? String(v) : v.toFixed(4);
+      parts.push(`${k}=${text}`);
     }
     return parts.join(" ");
   }
