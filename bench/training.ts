@@ -11,6 +11,8 @@ import { buildTfModel } from "../lib/models/tfjs.ts";
 import { arraySource, Learner } from "../lib/training/learner.ts";
 import { HeadModel } from "../lib/training/model.ts";
 import { PROFILES, resolveConfig } from "../lib/training/config.ts";
+import { join } from "node:path";
+import { outputsDir } from "../lib/util/paths.ts";
 
 const N_TRAIN = 4590;
 const BATCH = 32;
@@ -95,6 +97,18 @@ console.log(
 );
 console.log(`peak RSS now: ${(Deno.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB (goal <= 3 GiB)`);
 console.log(
-  "goal: train-all --profile full <= 30 min on 2 cores (feature extraction excluded here)",
+  "goal: train-all --profile full <= 30 min on 2 cores (feature extraction excluded above)",
 );
+// The whole job is measured by train-all itself (outputs/train-all.json: wall time and peak
+// RSS of its last run); running it here would take half an hour.
+try {
+  const last = JSON.parse(await Deno.readTextFile(join(outputsDir(), "train-all.json")));
+  console.log(
+    `last train-all (${last.args.join(" ")}, ${last.finishedAt}): ${
+      (last.wallSeconds / 60).toFixed(1)
+    } min (goal <= 30), peak RSS ${(last.peakRssBytes / 2 ** 30).toFixed(2)} GiB (goal <= 3)`,
+  );
+} catch {
+  console.log("no outputs/train-all.json yet: run `deno task train-all --profile full` to measure");
+}
 tf.disposeVariables();

@@ -4,23 +4,15 @@
  * Each builder returns a plain JSON object (Vega-Lite v5 schema) with its data inlined, so the
  * same spec renders in notebooks (vegaDisplay), to SVG/PNG files (render.ts) and in reports.
  */
+import type { EpochRecord as TrainingEpochRecord } from "../training/learner.ts";
 
 /** A Vega-Lite specification (plain JSON). */
 export type VlSpec = Record<string, unknown>;
 
-/** One epoch of a training history (the run directory's history.json). */
-export interface EpochRecord {
-  epoch: number;
-  phase: 1 | 2;
-  loss: number;
-  accuracy: number;
-  auc: number;
-  val_loss: number;
-  val_accuracy: number;
-  val_auc: number;
-  lr?: number;
-  seconds?: number;
-}
+/** One epoch of history.json (lr and seconds optional: charts do not need them). */
+export type EpochRecord =
+  & Omit<TrainingEpochRecord, "lr" | "seconds">
+  & Partial<Pick<TrainingEpochRecord, "lr" | "seconds">>;
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 const FONT = "DejaVu Sans";

@@ -1,5 +1,5 @@
 /** `deno task train --model densenet121 --profile full [...]`: one resumable training run. */
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "./args.ts";
 import { parseNetName } from "../models/registry.ts";
 import { defaultWeightsChoice } from "../models/weights/resolve.ts";
 import { resolveConfig } from "../training/config.ts";
@@ -13,23 +13,10 @@ ${COMMON_USAGE}
 Re-running the same command resumes from the last finished epoch.`;
 
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: { model: { type: "string" }, ...COMMON_OPTIONS },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  if (v.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const cli = { usage: USAGE, prefix: "train" };
+  const parsed = parseCli(args, { model: { type: "string" }, ...COMMON_OPTIONS }, cli);
+  if (typeof parsed === "number") return parsed;
+  const v = parsed as Record<string, string | boolean | undefined>;
   let config;
   try {
     if (!v.model) throw new Error("--model is required");
@@ -41,8 +28,7 @@ export async function main(args: string[]): Promise<number> {
       ...flags,
     });
   } catch (e) {
-    console.error(`train: ${(e as Error).message}\n${USAGE}`);
-    return 2;
+    return usageError(cli, (e as Error).message);
   }
   const result = await trainRun(config, {
     force: v.force === true,

@@ -1,5 +1,5 @@
 /** `deno task train-all [options]`: VGG16, ResNet50, DenseNet121 in turn, then the report. */
-import { parseArgs } from "node:util";
+import { parseCli, usageError } from "./args.ts";
 import { NET_NAMES } from "../models/registry.ts";
 import { defaultWeightsChoice } from "../models/weights/resolve.ts";
 import { resolveConfig } from "../training/config.ts";
@@ -9,9 +9,47 @@ import type { BackendPreference } from "../training/backend.ts";
 import { writeReport } from "../reporting/report.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";
-import { join } from "node:path";
-import { isDirectory } from "../util/fs.ts";
-import { dataDir } from "../util/paths.ts";
+import { basename, dirname, join } from "node:path";
+import { isDirectory, readJson } from "../util/fs.ts";
+import { openTracker } from "../tracking/tracker.ts";
+import { dataDir, outputsDir } from "../util/paths.ts";
+
+/** Samples this process' resident memory once a second; stop() returns the peak in bytes. */
+function peakMemorySampler(): { stop(): number } {
+  let peak = Deno.memoryUsage().rss;
+  const timer = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, Deno.memoryUsage().rss);
+    },
+  };
+}
+
+/** The comparison report belongs to every run it compares: add it to their MLflow runs. */
+async function logReportToRuns(runDirs: string[], files: string[]): Promise<void> {
+  for (const dir of runDirs) {
+    const status = await readJson<{ mlflowRunId?: string }>(join(dir, "run.json")).catch(() =>
+      null
+    );
+    if (!status?.mlflowRunId) continue;
+    try {
+      const tracker = await openTracker({
+        experiment: "cxr",
+        runName: basename(dir),
+        resumeRunId: status.mlflowRunId,
+      });
+      for (const f of files) await tracker.logArtifact(f, "report");
+      const assets = join(dirname(files[0]), "report_files");
+      if (await isDirectory(assets)) await tracker.logArtifact(assets, "report/report_files");
+      await tracker.end("FINISHED");
+    } catch (e) {
+      console.error(
+        `train-all: report not logged to MLflow run of ${dir}: ${(e as Error).message}`,
+      );
+    }
+  }
+}
 
 /**
  * The main job must work on a fresh machine: when the default dataset folder is missing, get
@@ -32,18 +70,10 @@ ${COMMON_USAGE}
   --unfreeze-from applies to every net that fine-tunes; finished runs are skipped.`;
 
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: COMMON_OPTIONS, strict: true, allowPositionals: false });
-  } catch (e) {
-    console.error(`train-all: ${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  if (v.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const cli = { usage: USAGE, prefix: "train-all" };
+  const parsed = parseCli(args, COMMON_OPTIONS, cli);
+  if (typeof parsed === "number") return parsed;
+  const v = parsed as Record<string, string | boolean | undefined>;
   let configs;
   try {
     const flags = configFromFlags(v);
@@ -51,12 +81,13 @@ export async function main(args: string[]): Promise<number> {
       resolveConfig({ net, weights: defaultWeightsChoice(), profile: "full", ...flags })
     );
   } catch (e) {
-    console.error(`train-all: ${(e as Error).message}\n${USAGE}`);
-    return 2;
+    return usageError(cli, (e as Error).message);
   }
   const t0 = performance.now();
+  const memory = peakMemorySampler();
   if (!(await ensureDataset(configs[0].dataRoot, v.data !== undefined))) return 1;
   const runDirs: string[] = [];
+  let trained = 0;
   for (const config of configs) {
     const start = performance.now();
     const r = await trainRun(config, {
@@ -65,6 +96,7 @@ export async function main(args: string[]): Promise<number> {
       backend: (v.backend as BackendPreference | undefined) ?? "auto",
     });
     runDirs.push(r.runDir);
+    if (!r.skipped) trained++;
     const val = r.evaluation?.splits.val?.metrics;
     console.log(
       `${config.net}: ${r.skipped ? "skipped (finished)" : "trained"} in ${
@@ -80,6 +112,19 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   const report = await writeReport({ runDirs });
+  if (v["no-mlflow"] !== true) await logReportToRuns(runDirs, [report.md, report.html]);
+  const timing = {
+    finishedAt: new Date().toISOString(),
+    args,
+    wallSeconds: Math.round((performance.now() - t0) / 1000),
+    peakRssBytes: memory.stop(),
+    runs: runDirs,
+  };
+  // Keep the figure of the last run that trained something (a re-run that skips is not a timing).
+  if (trained > 0) {
+    await Deno.writeTextFile(join(outputsDir(), "train-all.json"), JSON.stringify(timing, null, 1));
+  }
+  console.log(`train-all: peak RSS ${(timing.peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
   console.log(
     `train-all: ${
       ((performance.now() - t0) / 1000).toFixed(0)

@@ -14,6 +14,7 @@ import { weightsMd5 } from "../models/weights/md5.ts";
 import { decodeImage } from "../data/images.ts";
 import { type Classifier, loadClassifier } from "./classifier.ts";
 import { type ClassifierPackage, writeClassifierPackage } from "./package.ts";
+import { mulberry32 } from "../util/random.ts";
 
 export interface SyntheticOptions {
   net?: NetName;
@@ -21,17 +22,6 @@ export interface SyntheticOptions {
   anchors: [string, string];
   runId?: string;
   seed?: number;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** GAP of an NHWC activation [1,h,w,C] -> [C]. */
