@@ -77,6 +77,8 @@ export class Progress {
     this.plain = options.plain ?? !tty;
     this.minIntervalMs = options.minIntervalMs ?? (this.plain ? 5000 : 100);
     this.quiet = options.quiet ?? false;
+    // Logs get their first line after one interval, not a "0%" line for every short task.
+    if (this.plain) this.lastDraw = performance.now();
     const encoder = new TextEncoder();
     // Plain lines go through console.error so notebook kernels capture them; a terminal gets
     // raw writes so the line can be redrawn in place.
