@@ -29,7 +29,10 @@ Deno.test("features CLI: bad flags exit 2 with usage", async () => {
 
 Deno.test("features CLI: --cut names the frontier, head means pooled", () => {
   assert.deepEqual(cutOutputs("resnet50", "head"), ["head_pool"]);
-  assert.deepEqual(cutOutputs("resnet50", "conv5_block3_1_conv"), ["conv5_block2_out"]);
+  assert.deepEqual(cutOutputs("resnet50", "conv5_block3_1_conv"), [
+    "head_pool",
+    "conv5_block2_out",
+  ]);
 });
 
 Deno.test("features CLI: second run is served from the cache", opts, async () => {

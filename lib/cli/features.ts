@@ -2,7 +2,7 @@
  * `deno task features --model resnet50 [--cut conv5_block3_1_conv|head] [--weights formula]
  *  [--data DIR] [--split train] [--limit N] [--batch 16] [--threads N] [--float16]`:
  * computes (or reads from the cache) the frozen part's activations for a whole split and
- * reports img/s and cache hits. `--cut LAYER` caches the frontier of cutting the net at LAYER
+ * reports img/s and cache hits. `--cut LAYER` caches the pooled features and the frontier of cutting the net at LAYER
  * (the first trainable layer); `--cut head` (default) caches the pooled features.
  */
 import { parseCli, positiveInt, usageError } from "./args.ts";
@@ -19,7 +19,7 @@ import type { NetName } from "../models/spec.ts";
 
 const USAGE = `usage: deno task features --model <${NET_NAMES.join("|")}> [options]
   --model NAME     network (case-insensitive)
-  --cut LAYER      first trainable layer: cache the frozen frontier feeding it (e.g. ${
+  --cut LAYER      first trainable layer: cache the pooled features and the frozen frontier feeding it (e.g. ${
   NET_NAMES.map((n) => NET_INFO[n].defaultUnfreezeFrom).filter(Boolean).join(", ")
 });
                    "head" (default): pooled features (global average of the last conv block)
@@ -36,7 +36,9 @@ const USAGE = `usage: deno task features --model <${NET_NAMES.join("|")}> [optio
 /** The layers cached for `cut`: the pooled layer for "head", else the frontier of the cut. */
 export function cutOutputs(net: NetName, cut: string): string[] {
   if (cut === "head") return [POOLED_LAYER];
-  return cutAt(withHead(getNetSpec(net)), cut).frontier;
+  // Exactly what `deno task train` reads for a fine-tuning run (pooled features for phase 1,
+  // the cut's frontier for phase 2), so precomputed entries are the training's cache hits.
+  return [POOLED_LAYER, ...cutAt(withHead(getNetSpec(net)), cut).frontier];
 }
 
 export async function main(args: string[]): Promise<number> {
