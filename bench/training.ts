@@ -12,7 +12,7 @@ import { arraySource, Learner } from "../lib/training/learner.ts";
 import { HeadModel } from "../lib/training/model.ts";
 import { PROFILES, resolveConfig } from "../lib/training/config.ts";
 import { join } from "node:path";
-import { outputsDir } from "../lib/util/paths.ts";
+import { outputsDir, runsDir } from "../lib/util/paths.ts";
 
 const N_TRAIN = 4590;
 const BATCH = 32;
@@ -109,6 +109,28 @@ try {
     } min (goal <= 30), peak RSS ${(last.peakRssBytes / 2 ** 30).toFixed(2)} GiB (goal <= 3)`,
   );
 } catch {
-  console.log("no outputs/train-all.json yet: run `deno task train-all --profile full` to measure");
+  // No train-all record: add up the full-profile runs' own start/finish times (run.json).
+  let seconds = 0;
+  const nets: string[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(runsDir())];
+  } catch { /* no runs yet */ }
+  for (const e of entries) {
+    if (!e.isDirectory || !e.name.includes("-full-")) continue;
+    try {
+      const run = JSON.parse(await Deno.readTextFile(join(runsDir(), e.name, "run.json")));
+      if (run.status !== "finished" || !run.finishedAt) continue;
+      seconds += (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000;
+      nets.push(e.name);
+    } catch { /* not a run */ }
+  }
+  console.log(
+    nets.length
+      ? `full-profile runs in outputs/runs (${nets.join(", ")}): ${
+        (seconds / 60).toFixed(1)
+      } min of training wall time in all (goal <= 30 for train-all); peak RSS not recorded`
+      : "no full-profile run yet: run `deno task train-all --profile full` to measure",
+  );
 }
 tf.disposeVariables();

@@ -1,0 +1,11 @@
+import { chromium } from "playwright-core";
+const url = Deno.args[0], img = Deno.args[1], out = Deno.args[2];
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+await page.goto(url);
+await page.waitForTimeout(1500);
+await page.setInputFiles("#file", img);
+await page.waitForSelector("#results .card img.heatmap", { timeout: 120_000 });
+await page.waitForTimeout(500);
+await page.screenshot({ path: out, fullPage: true });
+await browser.close();
