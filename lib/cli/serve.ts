@@ -154,7 +154,8 @@ export async function main(args: string[]): Promise<number> {
   }
   let runs: string[];
   try {
-    runs = findRuns(values.run ?? []);
+    // --demo alone serves only the demo; with --run/--model it is added to those.
+    runs = opts.demo && !values.run && !values.model ? [] : findRuns(values.run ?? []);
   } catch (e) {
     console.error(`serve: ${(e as Error).message}`);
     return 1;
