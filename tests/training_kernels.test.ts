@@ -18,7 +18,7 @@ function convGrads(
   });
 }
 
-Deno.test("wasm Conv2DBackpropFilter matches the cpu backend (rel. error < 1e-4)", async () => {
+Deno.test("wasm Conv2DBackpropFilter and Conv2DBackpropInput match the cpu backend (rel. error < 1e-4)", async () => {
   const info = await initBackend("wasm");
   assert.equal(info.name, "wasm");
   const cases: [number[], number[], number, "same" | "valid"][] = [

@@ -24,8 +24,19 @@ interface Conv2DBackpropFilterAttrs {
   filterShape: [number, number, number, number];
 }
 
-/** Kernels registered by `registerWasmTrainingKernels` (for logs and tests). */
-export const EXTRA_WASM_KERNELS: readonly string[] = ["Conv2DBackpropFilter"];
+interface Conv2DBackpropInputAttrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same" | number;
+  dataFormat: "NHWC" | "NCHW";
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  inputShape: [number, number, number, number];
+}
+
+/** Kernels registered (or replaced) by `registerWasmTrainingKernels` (for logs and tests). */
+export const EXTRA_WASM_KERNELS: readonly string[] = [
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+];
 
 /** Writes the im2col matrix [n*oh*ow, kh*kw*cin] of NHWC `x` into `cols` (zero padding). */
 export function im2col(
@@ -132,6 +143,107 @@ function conv2dBackpropFilterWasm(
   return { dataId: out.dataId, shape: [...attrs.filterShape], dtype: "float32" };
 }
 
+/** Adds the rows of `cols` [n*oh*ow, kh*kw*cin] back into NHWC `dx` (the adjoint of im2col). */
+export function col2im(
+  cols: Float32Array,
+  dx: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const {
+    batchSize: n,
+    inHeight: h,
+    inWidth: w,
+    inChannels: c,
+    outHeight: oh,
+    outWidth: ow,
+    filterHeight: kh,
+    filterWidth: kw,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  dx.fill(0);
+  let src = 0;
+  for (let b = 0; b < n; b++) {
+    const xBatch = b * h * w * c;
+    for (let y = 0; y < oh; y++) {
+      for (let x0 = 0; x0 < ow; x0++) {
+        for (let i = 0; i < kh; i++) {
+          const iy = y * sh - top + i * dh;
+          if (iy < 0 || iy >= h) {
+            src += kw * c;
+            continue;
+          }
+          const xRow = xBatch + iy * w * c;
+          for (let j = 0; j < kw; j++) {
+            const ix = x0 * sw - left + j * dw;
+            if (ix >= 0 && ix < w) {
+              const dst = xRow + ix * c;
+              for (let k = 0; k < c; k++) dx[dst + k] += cols[src + k];
+            }
+            src += c;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Conv2DBackpropInput (the input gradient of a conv): tfjs-backend-wasm 4.22 has one, but as a
+ * plain loop it runs ~10x slower than a matmul (1.85 s vs 0.19 s for ResNet50's last 1x1 conv
+ * on a batch of 32), and fused convs compute it even for non-trainable inputs. Here:
+ * cols[M, K] = dy[M, Cout] x W^T[Cout, K] with XNNPACK, then col2im (nothing to do for a
+ * pointwise conv).
+ */
+function conv2dBackpropInputWasm(
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): tf.TensorInfo {
+  const backend = args.backend as WasmBackendLike;
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+  if (attrs.dataFormat === "NCHW") {
+    throw new Error("Conv2DBackpropInput (cxr wasm kernel): only NHWC is supported");
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const m = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const transpose = tf.getKernel("Transpose", "wasm");
+  const matMul = tf.getKernel("BatchMatMul", "wasm");
+  if (!matMul || !transpose) throw new Error("wasm backend has no BatchMatMul/Transpose kernel");
+  const kernelBackend = args.backend as tf.KernelBackend;
+  // W [kh, kw, cin, cout] is [K, Cout] row-major; XNNPACK wants untransposed operands.
+  const wT = transpose.kernelFunc({
+    inputs: { x: { dataId: filter.dataId, shape: [1, k, info.outChannels], dtype: "float32" } },
+    backend: kernelBackend,
+    attrs: { perm: [0, 2, 1] },
+  }) as tf.TensorInfo;
+  const cols = matMul.kernelFunc({
+    inputs: { a: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" }, b: wT },
+    backend: kernelBackend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+  backend.disposeData(wT.dataId);
+  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+  if (pointwise) return { dataId: cols.dataId, shape: [...attrs.inputShape], dtype: "float32" };
+  const dx = backend.makeOutput([...attrs.inputShape], "float32");
+  // Views are taken after the allocation: growing the wasm heap detaches older views.
+  col2im(backend.typedArrayFromHeap(cols), backend.typedArrayFromHeap(dx), info);
+  backend.disposeData(cols.dataId);
+  return dx;
+}
+
 let registered = false;
 
 /** Registers the missing gradient kernels for backend "wasm" (idempotent). */
@@ -145,4 +257,13 @@ export function registerWasmTrainingKernels(): void {
       kernelFunc: conv2dBackpropFilterWasm as unknown as tf.KernelFunc,
     });
   }
+  // Replace the built-in loop with the matmul version (see conv2dBackpropInputWasm).
+  if (tf.getKernel("Conv2DBackpropInput", "wasm")) {
+    tf.unregisterKernel("Conv2DBackpropInput", "wasm");
+  }
+  tf.registerKernel({
+    kernelName: "Conv2DBackpropInput",
+    backendName: "wasm",
+    kernelFunc: conv2dBackpropInputWasm as unknown as tf.KernelFunc,
+  });
 }
