@@ -38,12 +38,15 @@ export const EXTRA_WASM_KERNELS: readonly string[] = [
   "Conv2DBackpropInput",
 ];
 
-/** Writes the im2col matrix [n*oh*ow, kh*kw*cin] of NHWC `x` into `cols` (zero padding). */
-export function im2col(
-  x: Float32Array,
-  cols: Float32Array,
+/**
+ * Visits the patches of a conv in im2col order: for every output pixel and kernel tap, the
+ * offset of its `inChannels` values in the im2col matrix [n*oh*ow, kh*kw*cin] and in the NHWC
+ * input (-1 where the tap falls in the zero padding). Returns the im2col size.
+ */
+function forEachPatch(
   info: tf.backend_util.Conv2DInfo,
-): void {
+  visit: (colOffset: number, xOffset: number) => void,
+): number {
   const {
     batchSize: n,
     inHeight: h,
@@ -60,31 +63,38 @@ export function im2col(
   } = info;
   const top = info.padInfo.top;
   const left = info.padInfo.left;
-  const rowLen = kh * kw * c;
-  let dst = 0;
+  let col = 0;
   for (let b = 0; b < n; b++) {
     const xBatch = b * h * w * c;
     for (let y = 0; y < oh; y++) {
       for (let x0 = 0; x0 < ow; x0++) {
         for (let i = 0; i < kh; i++) {
           const iy = y * sh - top + i * dh;
-          if (iy < 0 || iy >= h) {
-            cols.fill(0, dst, dst + kw * c);
-            dst += kw * c;
-            continue;
-          }
-          const xRow = xBatch + iy * w * c;
           for (let j = 0; j < kw; j++) {
             const ix = x0 * sw - left + j * dw;
-            if (ix < 0 || ix >= w) cols.fill(0, dst, dst + c);
-            else cols.set(x.subarray(xRow + ix * c, xRow + ix * c + c), dst);
-            dst += c;
+            const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+            visit(col, inside ? xBatch + (iy * w + ix) * c : -1);
+            col += c;
           }
         }
       }
     }
   }
-  if (dst !== n * oh * ow * rowLen) throw new Error("im2col: size mismatch");
+  return col;
+}
+
+/** Writes the im2col matrix [n*oh*ow, kh*kw*cin] of NHWC `x` into `cols` (zero padding). */
+export function im2col(
+  x: Float32Array,
+  cols: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const c = info.inChannels;
+  const size = forEachPatch(info, (col, xo) => {
+    if (xo < 0) cols.fill(0, col, col + c);
+    else cols.set(x.subarray(xo, xo + c), col);
+  });
+  if (size !== cols.length) throw new Error("im2col: size mismatch");
 }
 
 function conv2dBackpropFilterWasm(
@@ -149,47 +159,12 @@ export function col2im(
   dx: Float32Array,
   info: tf.backend_util.Conv2DInfo,
 ): void {
-  const {
-    batchSize: n,
-    inHeight: h,
-    inWidth: w,
-    inChannels: c,
-    outHeight: oh,
-    outWidth: ow,
-    filterHeight: kh,
-    filterWidth: kw,
-    strideHeight: sh,
-    strideWidth: sw,
-    dilationHeight: dh,
-    dilationWidth: dw,
-  } = info;
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
+  const c = info.inChannels;
   dx.fill(0);
-  let src = 0;
-  for (let b = 0; b < n; b++) {
-    const xBatch = b * h * w * c;
-    for (let y = 0; y < oh; y++) {
-      for (let x0 = 0; x0 < ow; x0++) {
-        for (let i = 0; i < kh; i++) {
-          const iy = y * sh - top + i * dh;
-          if (iy < 0 || iy >= h) {
-            src += kw * c;
-            continue;
-          }
-          const xRow = xBatch + iy * w * c;
-          for (let j = 0; j < kw; j++) {
-            const ix = x0 * sw - left + j * dw;
-            if (ix >= 0 && ix < w) {
-              const dst = xRow + ix * c;
-              for (let k = 0; k < c; k++) dx[dst + k] += cols[src + k];
-            }
-            src += c;
-          }
-        }
-      }
-    }
-  }
+  forEachPatch(info, (col, xo) => {
+    if (xo < 0) return;
+    for (let k = 0; k < c; k++) dx[xo + k] += cols[col + k];
+  });
 }
 
 /**
