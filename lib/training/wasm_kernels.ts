@@ -97,6 +97,51 @@ export function im2col(
   if (size !== cols.length) throw new Error("im2col: size mismatch");
 }
 
+/** A float32 [1, rows, cols] view of a tensor's data (no copy). */
+function view3(t: tf.TensorInfo, rows: number, cols: number): tf.TensorInfo {
+  return { dataId: t.dataId, shape: [1, rows, cols], dtype: "float32" };
+}
+
+/**
+ * op(a) x op(b) with the wasm BatchMatMul on [1, rows, cols] operands, op = transpose where
+ * asked. XNNPACK only covers untransposed operands (a transposeA matmul runs ~30x slower), so
+ * a transposed operand is first copied by the wasm Transpose kernel (and freed afterwards).
+ */
+function wasmMatMul(
+  kernelBackend: tf.KernelBackend,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  opts: { transposeA?: boolean; transposeB?: boolean } = {},
+): tf.TensorInfo {
+  const transpose = tf.getKernel("Transpose", "wasm");
+  const matMul = tf.getKernel("BatchMatMul", "wasm");
+  if (!matMul || !transpose) throw new Error("wasm backend has no BatchMatMul/Transpose kernel");
+  const copies: tf.TensorInfo[] = [];
+  const operand = (t: tf.TensorInfo, transposed?: boolean) => {
+    if (!transposed) return t;
+    const copy = transpose.kernelFunc({
+      inputs: { x: t },
+      backend: kernelBackend,
+      attrs: { perm: [0, 2, 1] },
+    }) as tf.TensorInfo;
+    copies.push(copy);
+    return copy;
+  };
+  const out = matMul.kernelFunc({
+    inputs: { a: operand(a, opts.transposeA), b: operand(b, opts.transposeB) },
+    backend: kernelBackend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as tf.TensorInfo;
+  for (const c of copies) (kernelBackend as unknown as WasmBackendLike).disposeData(c.dataId);
+  return out;
+}
+
+/** A 1x1, stride-1, unpadded conv: im2col and col2im are the identity. */
+function isPointwise(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
+    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+}
+
 function conv2dBackpropFilterWasm(
   args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
 ): tf.TensorInfo {
@@ -116,8 +161,7 @@ function conv2dBackpropFilterWasm(
   );
   const m = info.batchSize * info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
-  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
-    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
+  const pointwise = isPointwise(info);
   let cols: tf.TensorInfo;
   let ownCols = false;
   if (pointwise) {
@@ -129,27 +173,14 @@ function conv2dBackpropFilterWasm(
     const xData = backend.typedArrayFromHeap(x);
     im2col(xData, backend.typedArrayFromHeap(cols), info);
   }
-  // XNNPACK only covers untransposed operands (a transposeA matmul runs ~30x slower), so
-  // transpose cols to [K, M] with the wasm Transpose kernel first.
-  const transpose = tf.getKernel("Transpose", "wasm");
-  const matMul = tf.getKernel("BatchMatMul", "wasm");
-  if (!matMul || !transpose) throw new Error("wasm backend has no BatchMatMul/Transpose kernel");
-  const kernelBackend = args.backend as tf.KernelBackend;
-  const colsT = transpose.kernelFunc({
-    inputs: { x: cols },
-    backend: kernelBackend,
-    attrs: { perm: [0, 2, 1] },
-  }) as tf.TensorInfo;
+  // dW[K, Cout] = cols^T[K, M] x dy[M, Cout]
+  const out = wasmMatMul(
+    args.backend as tf.KernelBackend,
+    cols,
+    view3(dy, m, info.outChannels),
+    { transposeA: true },
+  );
   if (ownCols) backend.disposeData(cols.dataId);
-  const out = matMul.kernelFunc({
-    inputs: {
-      a: colsT,
-      b: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" },
-    },
-    backend: kernelBackend,
-    attrs: { transposeA: false, transposeB: false },
-  }) as tf.TensorInfo;
-  backend.disposeData(colsT.dataId);
   return { dataId: out.dataId, shape: [...attrs.filterShape], dtype: "float32" };
 }
 
@@ -193,25 +224,16 @@ function conv2dBackpropInputWasm(
   );
   const m = info.batchSize * info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
-  const transpose = tf.getKernel("Transpose", "wasm");
-  const matMul = tf.getKernel("BatchMatMul", "wasm");
-  if (!matMul || !transpose) throw new Error("wasm backend has no BatchMatMul/Transpose kernel");
-  const kernelBackend = args.backend as tf.KernelBackend;
-  // W [kh, kw, cin, cout] is [K, Cout] row-major; XNNPACK wants untransposed operands.
-  const wT = transpose.kernelFunc({
-    inputs: { x: { dataId: filter.dataId, shape: [1, k, info.outChannels], dtype: "float32" } },
-    backend: kernelBackend,
-    attrs: { perm: [0, 2, 1] },
-  }) as tf.TensorInfo;
-  const cols = matMul.kernelFunc({
-    inputs: { a: { dataId: dy.dataId, shape: [1, m, info.outChannels], dtype: "float32" }, b: wT },
-    backend: kernelBackend,
-    attrs: { transposeA: false, transposeB: false },
-  }) as tf.TensorInfo;
-  backend.disposeData(wT.dataId);
-  const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 &&
-    info.strideWidth === 1 && info.padInfo.top === 0 && info.padInfo.left === 0;
-  if (pointwise) return { dataId: cols.dataId, shape: [...attrs.inputShape], dtype: "float32" };
+  // cols[M, K] = dy[M, Cout] x W^T[Cout, K]; W [kh, kw, cin, cout] is [K, Cout] row-major.
+  const cols = wasmMatMul(
+    args.backend as tf.KernelBackend,
+    view3(dy, m, info.outChannels),
+    view3(filter, k, info.outChannels),
+    { transposeB: true },
+  );
+  if (isPointwise(info)) {
+    return { dataId: cols.dataId, shape: [...attrs.inputShape], dtype: "float32" };
+  }
   const dx = backend.makeOutput([...attrs.inputShape], "float32");
   // Views are taken after the allocation: growing the wasm heap detaches older views.
   col2im(backend.typedArrayFromHeap(cols), backend.typedArrayFromHeap(dx), info);
