@@ -4,7 +4,7 @@
  * extrapolated from a few timed batches to the full train split (~4590 images, patient
  * protocol). Goal: train-all --profile full <= 30 min, peak RSS <= 3 GiB on 2 cores.
  */
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 import { getNetSpec, NET_INFO, NET_NAMES } from "../lib/models/registry.ts";
 import { cutAt, inferShapes } from "../lib/models/graph.ts";
 import { buildTfModel } from "../lib/models/tfjs.ts";

@@ -3,7 +3,7 @@
  * listed intermediate layers against ../shared/reference/keras_features.json.
  */
 import { assert, assertEquals } from "./assert.ts";
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 import { getNetSpec } from "../lib/models/registry.ts";
 import { weightLayout } from "../lib/models/layout.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";

@@ -1,7 +1,7 @@
 /** tfjs models built from specs: cuts recompose, weights round-trip, initialisers, head. */
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { maxRelError } from "./models_reference.ts";
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 import { densenet121 } from "../lib/models/densenet121.ts";
 import { resnet50 } from "../lib/models/resnet50.ts";
 import { vgg16 } from "../lib/models/vgg16.ts";

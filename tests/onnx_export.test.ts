@@ -7,7 +7,7 @@ import { weightLayout } from "../lib/models/layout.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";
 import { preprocessInput } from "../lib/models/preprocess.ts";
 import { buildTfModel } from "../lib/models/tfjs.ts";
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 

@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import sharp from "sharp";
 import { join } from "node:path";
 import type { Classifier } from "../lib/inference/classifier.ts";
-import { type Explainer, type RunningServer, startServer } from "../lib/serving/server.ts";
+import type { Explainer } from "../lib/explain/explainer.ts";
+import { type RunningServer, startServer } from "../lib/serving/server.ts";
 import { sharedDir } from "../lib/util/paths.ts";
 
 const assertEquals = (a: unknown, b: unknown, msg = "") => assert.deepStrictEqual(a, b, msg);

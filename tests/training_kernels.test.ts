@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 
 /** Gradients of sum(conv2d(x, w)^2) w.r.t. x and w on the current backend. */
 function convGrads(

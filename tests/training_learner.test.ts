@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { initBackend } from "../lib/training/backend.ts";
+import { initBackend } from "../lib/tf/backend.ts";
 import { arraySource, EarlyStopping, type EpochRecord, Learner } from "../lib/training/learner.ts";
 import { computeStandardization, HeadModel } from "../lib/training/model.ts";
 import { balancedClassWeights, mulberry32, rocAuc } from "../lib/training/metrics.ts";

@@ -61,9 +61,8 @@ const NETS: NetText[] = [
       "layers in the tail keep their moving statistics (inference mode), as Keras recommends " +
       "for fine-tuning.",
     closing:
-      "In the original project ResNet50 did worst (79% accuracy, AUC 0.83) on a 16-image test; " +
-      "with so few images that ranking is not reliable. Compare the three nets on the same split " +
-      "with `deno task report`.",
+      "The original project ranked ResNet50 last on a test of a few images; with so few images " +
+      "no ranking is reliable. Compare the three nets on the same split with `deno task report`.",
   },
   {
     net: "densenet121",
@@ -86,9 +85,8 @@ const NETS: NetText[] = [
       "from the phase-1 head. Only layers after the cut are updated; the cached activations at " +
       "the cut make each epoch cost seconds.",
     closing:
-      "DenseNet121 was the original project's best model (94% accuracy, AUC 0.97 on 16 images). " +
-      "Whether it stays best on a larger, patient-disjoint evaluation is what this toolkit lets " +
-      "you check.",
+      "DenseNet121 was the original project's best model, on a test of a few images. Whether it " +
+      "stays best on a larger, patient-disjoint evaluation is what this toolkit lets you check.",
   },
 ];
 
@@ -134,12 +132,13 @@ function cells(t: NetText): Cell[] {
       "## 1. The data\n\n" +
         "Kermany et al.'s chest X-rays (Kaggle layout `chest_xray/{train,val,test}/{NORMAL," +
         "PNEUMONIA}`). Two things shape everything below:\n\n" +
-        "- **Imbalance**: about three PNEUMONIA images per NORMAL one. A model that always says " +
-        "PNEUMONIA already scores ~74% accuracy, so we report sensitivity and specificity too.\n" +
+        "- **Imbalance**: PNEUMONIA images outnumber NORMAL ones (the counts are below). A model " +
+        "that always says PNEUMONIA scores the PNEUMONIA share as accuracy, so we report " +
+        "sensitivity and specificity too.\n" +
         "- **Patients**: many patients have several images (the id is in the file name). The " +
         "`patient` protocol carves a patient-disjoint validation set out of train so that no " +
         "patient is on both sides; the `seed` protocol mirrors the original project (official " +
-        "test used as validation, the 16-image official val as test).",
+        "test used as validation, the official val folder as test).",
     ),
     code(
       "const data = await cxr.exploreData(settings);\nawait cxr.show(...data.view);",

@@ -5,7 +5,7 @@ import { defaultWeightsChoice } from "../models/weights/resolve.ts";
 import { resolveConfig } from "../training/config.ts";
 import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "../training/flags.ts";
 import { trainRun } from "../training/run.ts";
-import type { BackendPreference } from "../training/backend.ts";
+import type { BackendPreference } from "../tf/backend.ts";
 
 const USAGE = `usage: deno task train --model vgg16|resnet50|densenet121 [options]
   --model NET                 the base network (required)

@@ -5,7 +5,7 @@ import { defaultWeightsChoice } from "../models/weights/resolve.ts";
 import { resolveConfig } from "../training/config.ts";
 import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "../training/flags.ts";
 import { trainRun } from "../training/run.ts";
-import type { BackendPreference } from "../training/backend.ts";
+import type { BackendPreference } from "../tf/backend.ts";
 import { writeReport } from "../reporting/report.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";

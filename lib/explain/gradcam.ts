@@ -13,6 +13,7 @@
 import sharp from "sharp";
 import { join } from "node:path";
 import type { Classifier } from "../inference/classifier.ts";
+import type { Explainer } from "./explainer.ts";
 import { GRADCAM_TAIL_STEM } from "../inference/meta.ts";
 import { subgraph } from "../models/graph.ts";
 import { withHead } from "../models/head.ts";
@@ -20,8 +21,7 @@ import { getNetSpec } from "../models/registry.ts";
 import type { LayerSpec, NetSpec, NetWeights } from "../models/spec.ts";
 import { buildTfModel } from "../models/tfjs.ts";
 import { loadWeights } from "../models/weights/io.ts";
-import { initBackend, tf } from "../training/backend.ts";
-import type { Explainer } from "../serving/server.ts";
+import { initBackend, tf } from "../tf/backend.ts";
 
 export type GradCamTarget = "predicted" | "pneumonia" | "normal";
 

@@ -2,7 +2,7 @@
  * Builds a tfjs-layers functional model from a NetSpec (same layer names, NHWC, TensorFlow
  * "same" padding) and moves weights between Keras layout (NetWeights) and tfjs layers.
  */
-import { tf } from "../training/backend.ts";
+import { tf } from "../tf/backend.ts";
 import { inferShapes, outputsOf, trainableLayers } from "./graph.ts";
 import type { LayerSpec, NetSpec, NetWeights, WeightKind, WeightTensor } from "./spec.ts";
 import { fnv1a32 } from "./weights/formula.ts";

@@ -3,6 +3,7 @@
  * JupyterLab, VS Code and nbconvert's HTML export all render. Outside a kernel (deno run,
  * tests) `show` prints the plain-text form instead.
  */
+import { Buffer } from "node:buffer";
 
 /** MIME bundle, e.g. {"text/html": ..., "text/plain": ...}. */
 export type MimeBundle = Record<string, unknown>;
@@ -42,11 +43,7 @@ export function markdown(text: string): Displayable {
 }
 
 function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
+  return Buffer.from(bytes).toString("base64");
 }
 
 /** A PNG data URL for <img> tags. */

@@ -3,7 +3,9 @@
  * function (so tests can inject fake classifiers); `startServer` binds it with Deno.serve on
  * loopback by default.
  */
+import { Buffer } from "node:buffer";
 import { fileURLToPath } from "node:url";
+import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { IMAGE_SIZE } from "../inference/classifier.ts";
 import { errorResponse, HttpError, jsonResponse } from "./errors.ts";
@@ -18,23 +20,6 @@ const DISPLAY_NAMES: Record<string, string> = {
   resnet50: "ResNet50",
   densenet121: "DenseNet121",
 };
-
-export interface Explanation {
-  overlayPng: Uint8Array;
-  /** Heatmap size before upsampling (the Grad-CAM layer's spatial size). */
-  h: number;
-  w: number;
-  layer: string;
-  /** The class whose evidence the heatmap shows. */
-  target: "NORMAL" | "PNEUMONIA";
-}
-
-/** Grad-CAM (or a fake in tests): image [224,224,3] RGB 0..255, plus what predict already computed. */
-export type Explainer = (
-  classifier: Classifier,
-  image: Float32Array,
-  ctx: { prob: number; activation?: { data: Float32Array; shape: number[] } },
-) => Promise<Explanation>;
 
 export interface ServerOptions {
   /** Loaded classifiers, or a promise of them (the server answers /readyz 503 until it settles). */
@@ -80,11 +65,7 @@ const SECURITY_HEADERS = {
 export const DEFAULT_STATIC_DIR = fileURLToPath(new URL("./static/", import.meta.url));
 
 function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
+  return Buffer.from(bytes).toString("base64");
 }
 
 function round(x: number, digits = 6): number {

@@ -8,6 +8,7 @@
  * 5xx are retried with exponential backoff, then surface as `MlflowUnavailableError` (the
  * spool keeps the records for later).
  */
+import { Buffer } from "node:buffer";
 import { copyFile, mkdir, readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -108,8 +109,8 @@ export class MlflowRestClient {
     }
     if (opts.token) this.#auth = `Bearer ${opts.token}`;
     else if (opts.username !== undefined && opts.password !== undefined) {
-      const bytes = new TextEncoder().encode(`${opts.username}:${opts.password}`);
-      this.#auth = `Basic ${btoa(String.fromCharCode(...bytes))}`;
+      const pair = `${opts.username}:${opts.password}`;
+      this.#auth = `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
     }
     this.#retries = opts.retries ?? 3;
     this.#backoffMs = opts.backoffMs ?? 250;

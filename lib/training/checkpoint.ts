@@ -5,8 +5,8 @@
  * epoch, batch), so the epoch number is the whole RNG state.
  */
 import { join } from "node:path";
-import { decodeBase64, encodeBase64 } from "./b64.ts";
-import { tf } from "./backend.ts";
+import { Buffer } from "node:buffer";
+import { tf } from "../tf/backend.ts";
 import { loadWeights, saveWeights } from "../models/weights/io.ts";
 import type { NetWeights } from "../models/spec.ts";
 import type { Callback, EarlyStopping, EpochRecord, Learner } from "./learner.ts";
@@ -53,7 +53,7 @@ export async function saveCheckpoint(
       name,
       shape: [...tensor.shape],
       dtype: tensor.dtype === "int32" ? "int32" as const : "float32" as const,
-      data: encodeBase64(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+      data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"),
     };
   });
   const state: CheckpointState = {
@@ -97,7 +97,8 @@ export async function restoreCheckpoint(
   learner.model.setWeights(weights);
   if (state.optimizer.length > 0) {
     await learner.optimizer.setWeights(state.optimizer.map((o) => {
-      const bytes = decodeBase64(o.data);
+      // A copy: Buffer may hand back a pooled, unaligned view.
+      const bytes = new Uint8Array(Buffer.from(o.data, "base64"));
       const data = o.dtype === "int32"
         ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
         : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);

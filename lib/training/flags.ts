@@ -43,7 +43,7 @@ export const COMMON_USAGE =
   --seed N                    (default 42)
   --protocol patient|seed     patient: patient-disjoint val carved from train, test = official
                               test (default); seed: the original swap (val = official test,
-                              test = the 16-image official val)
+                              test = the official val folder)
   --subset N                  at most N train images (val: N*0.4), stratified
   --data DIR                  dataset root (default CXR_DATA or data/chest_xray)
   --threshold sens95|youden|0.5  operating threshold chosen on validation

@@ -3,7 +3,7 @@
  * with callbacks for progress, history, early stopping, checkpoints and tracking. Shuffles and
  * dropout masks derive from (seed, phase, epoch, batch) so a resumed run replays exactly.
  */
-import { tf } from "./backend.ts";
+import { tf } from "../tf/backend.ts";
 import type { HeadModel } from "./model.ts";
 import { accuracy, binaryCrossEntropy, mixSeed, permutation, rocAuc } from "./metrics.ts";
 import { Progress } from "../util/progress.ts";

@@ -5,7 +5,7 @@
  * (folded into head_dense when exported), and dropout masks come from a seeded PRNG so that a
  * resumed run replays exactly.
  */
-import { tf } from "./backend.ts";
+import { tf } from "../tf/backend.ts";
 import { readTfWeights, setLayerWeights } from "../models/tfjs.ts";
 import type { LayerSpec, NetWeights, WeightTensor } from "../models/spec.ts";
 import { mulberry32 } from "./metrics.ts";

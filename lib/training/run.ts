@@ -6,8 +6,8 @@
  * unless `force`.
  */
 import { join } from "node:path";
-import { tf } from "./backend.ts";
-import { type BackendPreference, initBackend } from "./backend.ts";
+import { tf } from "../tf/backend.ts";
+import { type BackendPreference, initBackend } from "../tf/backend.ts";
 import { resolveConfig, runIdFor, type TrainConfig } from "./config.ts";
 import {
   arraySource,
