@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { dataDir } from "../util/paths.ts";
 import { statOrNull } from "../util/fs.ts";
 import { patientId } from "./patients.ts";
+import { isDicomFile } from "./dicom.ts";
 
 export type SplitName = "train" | "val" | "test";
 export type ClassName = "NORMAL" | "PNEUMONIA";
@@ -38,8 +39,20 @@ export interface ScannedDataset {
   warnings: string[];
 }
 
-/** Extensions read as images (those Keras' flow_from_directory lists that sharp can decode). */
-export const IMAGE_EXTENSIONS: readonly string[] = [".jpeg", ".jpg", ".png", ".tif", ".tiff"];
+/**
+ * Extensions read as images (those Keras' flow_from_directory lists that sharp can decode, and
+ * DICOM). Other files are read too when they carry the DICM signature (PACS exports often have
+ * no extension).
+ */
+export const IMAGE_EXTENSIONS: readonly string[] = [
+  ".jpeg",
+  ".jpg",
+  ".png",
+  ".tif",
+  ".tiff",
+  ".dcm",
+  ".dicom",
+];
 
 /** A dataset root that cannot be used at all (wrong path, no split folders). */
 export class DatasetError extends Error {
@@ -108,9 +121,10 @@ export async function scanDataset(root: string = dataDir()): Promise<ScannedData
           warnings.push(`unexpected folder skipped: ${path}`);
           continue;
         }
-        if (!isImageName(entry.name)) {
+        const hidden = entry.name.startsWith(".");
+        if (!isImageName(entry.name) && (hidden || !await isDicomFile(path))) {
           // Hidden files (.DS_Store) are noise; anything else is worth naming.
-          if (!entry.name.startsWith(".")) warnings.push(`not an image file, skipped: ${path}`);
+          if (!hidden) warnings.push(`not an image file, skipped: ${path}`);
           continue;
         }
         found++;

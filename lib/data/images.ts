@@ -17,8 +17,20 @@
  * uses a naive formula). EXIF orientation is ignored, as in Keras.
  * Truncated or corrupt files raise `ImageDecodeError` (sharp `failOn: "warning"`, like PIL
  * without LOAD_TRUNCATED_IMAGES).
+ *
+ * DICOM (the DICM signature, or a bare dataset in a `.dcm` file) goes through lib/data/dicom.ts to
+ * its 8-bit display image first (modality LUT, VOI window, MONOCHROME1 inversion), then the same
+ * resize as everything else; `dicom` carries the non-identifying tags used and any warnings.
  */
 import sharp from "sharp";
+import {
+  decodeDicom,
+  DicomError,
+  type DicomImage,
+  type DicomTags,
+  isDicom,
+  readHead,
+} from "./dicom.ts";
 
 export type Interpolation = "nearest" | "bilinear" | "bicubic" | "lanczos";
 
@@ -30,6 +42,8 @@ export interface DecodedImage {
   height: number;
   /** sha256 of the file bytes (hex). */
   sha256: string;
+  /** Set for DICOM input: the tags used for display and what the reader should be told. */
+  dicom?: { tags: DicomTags; warnings: string[] };
 }
 
 export interface DecodeOptions {
@@ -38,14 +52,55 @@ export interface DecodeOptions {
   name?: string;
 }
 
-/** A file that could not be read or decoded; `file` names it. */
+/** A file that could not be read or decoded; `file` names it, `dicom` is set for DICOM problems. */
 export class ImageDecodeError extends Error {
   readonly file: string;
-  constructor(file: string, message: string) {
+  readonly dicom: DicomError | null;
+  /** The problem without the "cannot decode image FILE:" prefix. */
+  readonly reason: string;
+  constructor(file: string, message: string, dicom: DicomError | null = null) {
     super(`cannot decode image ${file}: ${message}`);
     this.name = "ImageDecodeError";
     this.file = file;
+    this.reason = message;
+    this.dicom = dicom;
   }
+}
+
+/** DICOM by content: the DICM signature, or (for `.dcm`/`.dicom` names) a bare dataset. */
+export function looksLikeDicom(bytes: Uint8Array, name: string): boolean {
+  const lower = name.toLowerCase();
+  if (bytes.length >= 132 && String.fromCharCode(...bytes.subarray(128, 132)) === "DICM") {
+    return true;
+  }
+  return (lower.endsWith(".dcm") || lower.endsWith(".dicom")) && isDicom(bytes);
+}
+
+/** Display pixels of a DICOM file, as ImageDecodeError on failure. */
+async function dicomPixels(bytes: Uint8Array, name: string): Promise<DicomImage> {
+  try {
+    return await decodeDicom(bytes);
+  } catch (e) {
+    if (e instanceof DicomError) throw new ImageDecodeError(name, e.message, e);
+    throw new ImageDecodeError(name, e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** Squashes display pixels (uint8 HWC, 1 or 3 channels) to `size` x `size` RGB float32. */
+async function resizeDisplay(
+  img: { pixels: Uint8Array; width: number; height: number; channels: 1 | 3 },
+  size: number,
+  interpolation: Interpolation,
+): Promise<Float32Array> {
+  if (interpolation === "nearest" || (img.width === size && img.height === size)) {
+    return resizeNearestRgb(img.pixels, img.width, img.height, size, img.channels);
+  }
+  const raw = { width: img.width, height: img.height, channels: img.channels };
+  const { data, info } = await sharp(img.pixels, { raw })
+    .resize(size, size, { fit: "fill", kernel: SHARP_KERNEL[interpolation] })
+    .raw().toBuffer({ resolveWithObject: true });
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return resizeNearestRgb(pixels, size, size, size, info.channels as 1 | 3);
 }
 
 /** Hex sha256 of `bytes`. */
@@ -134,6 +189,17 @@ export async function decodeImage(
   if (bytes.length === 0) throw new ImageDecodeError(name, "empty file");
   const sha256 = await sha256Hex(bytes);
   const interpolation = opts.interpolation ?? "nearest";
+  if (looksLikeDicom(bytes, name)) {
+    const img = await dicomPixels(bytes, name);
+    const data = await resizeDisplay(img, size, interpolation);
+    return {
+      data,
+      width: img.width,
+      height: img.height,
+      sha256,
+      dicom: { tags: img.tags, warnings: img.warnings },
+    };
+  }
   try {
     // metadata() reads the header only: it gives the source size for smooth kernels and
     // rejects non-images early with sharp's "unsupported image format".
@@ -168,6 +234,22 @@ export async function decodeImage(
 export async function imageInfo(
   path: string,
 ): Promise<{ width: number; height: number; channels: number; depth: string; format: string }> {
+  let head: Uint8Array;
+  try {
+    head = await readHead(path);
+  } catch (e) {
+    throw new ImageDecodeError(path, e instanceof Error ? e.message : String(e));
+  }
+  if (looksLikeDicom(head, path)) {
+    const img = await dicomPixels(await Deno.readFile(path), path);
+    return {
+      width: img.width,
+      height: img.height,
+      channels: img.channels,
+      depth: `${img.tags.bitsStored}-bit`,
+      format: "dicom",
+    };
+  }
   try {
     const meta = await sharp(path).metadata();
     if (!meta.width || !meta.height) throw new Error("image has no size");

@@ -241,6 +241,7 @@ export function createHandler(opts: ServerOptions): Handler {
           format: img.format,
           bytes: img.bytes,
           sha256: img.sha256,
+          ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
         },
         results,
         latency_ms: round(performance.now() - t0, 2),

@@ -1,11 +1,12 @@
 /**
- * Turns an upload (multipart field `image`, or a raw image/jpeg|image/png body) into the
+ * Turns an upload (multipart field `image`, or a raw image/jpeg|image/png|application/dicom body) into the
  * classifier's input, in memory only. Every check fails with an HttpError naming what was wrong:
  * size is capped while reading, the image header is inspected before any pixel is decoded, and
  * a truncated file is an error rather than a half-grey image.
  */
 import sharp from "sharp";
-import { type DecodedImage, decodeImage } from "../data/images.ts";
+import { type DecodedImage, decodeImage, ImageDecodeError } from "../data/images.ts";
+import { type DicomError, type DicomTags, isDicom } from "../data/dicom.ts";
 import { HttpError } from "./errors.ts";
 
 export interface UploadLimits {
@@ -28,12 +29,17 @@ export interface DecodedUpload {
   rgb: Float32Array;
   width: number;
   height: number;
-  format: "jpeg" | "png";
+  format: "jpeg" | "png" | "dicom";
   bytes: number;
   sha256: string;
+  /** DICOM only: the non-identifying tags used for display, and warnings (frame 1 of 3...). */
+  dicom?: { tags: DicomTags; warnings: string[] };
 }
 
-const RAW_TYPES = new Set(["image/jpeg", "image/jpg", "image/png"]);
+const RAW_TYPES = new Set(["image/jpeg", "image/jpg", "image/png", "application/dicom"]);
+
+/** What a clinician reads when the file is not an image at all. */
+export const NOT_AN_IMAGE = "This file is not a JPEG, PNG or DICOM X-ray";
 
 function mb(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
@@ -89,12 +95,16 @@ export async function extractImageBytes(req: Request, maxBytes: number): Promise
       "unsupported_media_type",
       `Content-Type ${
         JSON.stringify(type || "(none)")
-      } not accepted: send multipart/form-data with a field "image", or a raw image/jpeg or image/png body`,
+      } not accepted: send multipart/form-data with a field "image", or a raw image/jpeg, image/png or application/dicom body`,
     );
   }
   const body = await readBodyCapped(req, maxBytes);
   if (body.byteLength === 0) {
-    throw new HttpError(400, "empty_body", "request body is empty: send a JPEG or PNG image");
+    throw new HttpError(
+      400,
+      "empty_body",
+      "request body is empty: send a JPEG, PNG or DICOM image",
+    );
   }
   if (type !== "multipart/form-data") return body;
   let form: FormData;
@@ -128,41 +138,52 @@ export async function extractImageBytes(req: Request, maxBytes: number): Promise
   return bytes;
 }
 
-/** "jpeg" | "png" from the magic bytes, or null. */
-export function sniffFormat(bytes: Uint8Array): "jpeg" | "png" | null {
+/** "jpeg" | "png" | "dicom" from the magic bytes (DICM, or a bare DICOM dataset), or null. */
+export function sniffFormat(bytes: Uint8Array): "jpeg" | "png" | "dicom" | null {
   if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
     return "jpeg";
   }
   const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
   if (bytes.length >= 8 && png.every((b, i) => bytes[i] === b)) return "png";
-  return null;
+  return isDicom(bytes) ? "dicom" : null;
 }
 
-/** Checks the signature and header, then decodes to [size,size,3] RGB 0..255 (lib/data/images.ts). */
-export async function decodeUpload(
+/** HTTP status and code for each DICOM problem (all 4xx: the file, not the server, is at fault). */
+const DICOM_STATUS: Record<DicomError["code"], [number, string]> = {
+  not_dicom: [400, "not_an_image"],
+  corrupt_dicom: [400, "corrupt_image"],
+  decode_failed: [400, "corrupt_image"],
+  no_pixel_data: [422, "no_image"],
+  unsupported_transfer_syntax: [422, "unsupported_dicom"],
+  unsupported_image: [422, "unsupported_dicom"],
+};
+
+/** DICOM upload -> decoded image, or a 4xx naming the problem. */
+async function decodeDicomUpload(
   bytes: Uint8Array,
-  limits: UploadLimits = DEFAULT_LIMITS,
-  size = 224,
-): Promise<DecodedUpload> {
-  const format = sniffFormat(bytes);
-  if (!format) {
-    throw new HttpError(
-      400,
-      "not_an_image",
-      "body is not a JPEG or PNG image (unrecognised file signature)",
-    );
-  }
-  let meta: { width?: number; height?: number };
+  limits: UploadLimits,
+  size: number,
+): Promise<DecodedImage> {
+  let decoded: DecodedImage;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    decoded = await decodeImage(bytes, size, { name: "upload.dcm" });
   } catch (e) {
+    if (e instanceof ImageDecodeError && e.dicom) {
+      const [status, code] = DICOM_STATUS[e.dicom.code];
+      const what = code === "not_an_image" ? `${NOT_AN_IMAGE}: ` : "DICOM: ";
+      throw new HttpError(status, code, `${what}${e.dicom.message}`);
+    }
     throw new HttpError(
       400,
       "corrupt_image",
-      `cannot read the ${format.toUpperCase()} header: ${(e as Error).message}`,
+      `cannot decode the DICOM file: ${(e as Error).message}`,
     );
   }
-  const { width = 0, height = 0 } = meta;
+  checkSize(decoded.width, decoded.height, limits);
+  return decoded;
+}
+
+function checkSize(width: number, height: number, limits: UploadLimits): void {
   if (width * height > limits.maxPixels) {
     throw new HttpError(
       422,
@@ -179,6 +200,42 @@ export async function decodeUpload(
       `image is ${width}x${height}; each side must be at least ${limits.minSide} pixels`,
     );
   }
+}
+
+/** Checks the signature and header, then decodes to [size,size,3] RGB 0..255 (lib/data/images.ts). */
+export async function decodeUpload(
+  bytes: Uint8Array,
+  limits: UploadLimits = DEFAULT_LIMITS,
+  size = 224,
+): Promise<DecodedUpload> {
+  const format = sniffFormat(bytes);
+  if (!format) {
+    throw new HttpError(400, "not_an_image", `${NOT_AN_IMAGE} (unrecognised file signature)`);
+  }
+  if (format === "dicom") {
+    const d = await decodeDicomUpload(bytes, limits, size);
+    return {
+      rgb: d.data,
+      width: d.width,
+      height: d.height,
+      format,
+      bytes: bytes.byteLength,
+      sha256: d.sha256,
+      dicom: d.dicom,
+    };
+  }
+  let meta: { width?: number; height?: number };
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new HttpError(
+      400,
+      "corrupt_image",
+      `cannot read the ${format.toUpperCase()} header: ${(e as Error).message}`,
+    );
+  }
+  const { width = 0, height = 0 } = meta;
+  checkSize(width, height, limits);
   // The same decoder (and nearest resize) as training, so served inputs match trained ones.
   let decoded: DecodedImage;
   try {

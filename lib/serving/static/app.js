@@ -53,18 +53,30 @@ async function loadModels() {
   }
 }
 
+// DICOM files often come without a MIME type (or with no extension at all, from PACS exports):
+// let the server sniff anything that is not an obvious other type.
+function isDicomName(file) {
+  return file.type === "application/dicom" || /\.(dcm|dicom)$/i.test(file.name) ||
+    (file.type === "" && !/\.[a-z0-9]{1,5}$/i.test(file.name));
+}
+
 function choose(file) {
   if (!file) return;
-  if (!["image/jpeg", "image/png"].includes(file.type)) {
-    setStatus(`"${file.name}" is not a JPEG or PNG image.`, true);
+  const dicom = isDicomName(file);
+  if (!["image/jpeg", "image/png"].includes(file.type) && !dicom) {
+    setStatus(`"${file.name}": This file is not a JPEG, PNG or DICOM X-ray.`, true);
     return;
   }
   chosen = file;
   if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = URL.createObjectURL(file);
-  preview.src = previewUrl;
-  preview.alt = `Selected X-ray: ${file.name}`;
-  preview.hidden = false;
+  previewUrl = null;
+  // Browsers cannot show DICOM: its preview comes with the server's answer.
+  if (!dicom) {
+    previewUrl = URL.createObjectURL(file);
+    preview.src = previewUrl;
+    preview.alt = `Selected X-ray: ${file.name}`;
+  }
+  preview.hidden = dicom;
   submit.disabled = false;
   setStatus(`Selected ${file.name} (${(file.size / 1024).toFixed(0)} KB). Classifying…`);
   classify();

@@ -1,0 +1,159 @@
+/**
+ * The shared DICOM corpus, file by file as its MANIFEST.tsv says, through the one image path
+ * (decodeImage) that datasets, evaluate --data, the API and the notebooks use.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import sharp from "sharp";
+import { join } from "node:path";
+import { decodeImage, ImageDecodeError } from "../lib/data/images.ts";
+import { decodeDicom, decodeRle } from "../lib/data/dicom.ts";
+import { scanDataset } from "../lib/data/dataset.ts";
+import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
+
+async function expectedGrey(label: string): Promise<Uint8Array> {
+  const name = label === "NORMAL" ? "normal.png" : "pneumonia.png";
+  const { data } = await sharp(join(DICOM_DIR, "expected", name)).toColourspace("b-w").raw()
+    .toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data);
+}
+
+/** Max and mean |difference| of channel 0 of the RGB float image against the expected grey. */
+function diff(rgb: Float32Array, grey: Uint8Array): { max: number; mean: number } {
+  let max = 0, sum = 0;
+  for (let i = 0; i < grey.length; i++) {
+    const d = Math.abs(rgb[i * 3] - grey[i]);
+    if (d > max) max = d;
+    sum += d;
+  }
+  return { max, mean: sum / grey.length };
+}
+
+/** What the MANIFEST note allows: exact, within 2 grey levels, or a mean difference under 2. */
+function tolerance(note: string): { max?: number; mean?: number } {
+  if (/exactly/.test(note)) return { max: 0 };
+  if (/within 2 grey levels/.test(note)) return { max: 2 };
+  if (/mean abs diff < 2/.test(note)) return { mean: 2 };
+  return { max: 4, mean: 1.5 }; // "close to"
+}
+
+Deno.test({
+  name: "DICOM corpus: every file decodes or fails as MANIFEST.tsv says",
+  ignore: !hasCorpus,
+  fn: async () => {
+    const rows = corpusRows();
+    assertEquals(rows.length, 16);
+    for (const row of rows) {
+      const path = join(DICOM_DIR, row.file);
+      if (row.expect === "error") {
+        let err: unknown = null;
+        try {
+          await decodeImage(path, 224);
+        } catch (e) {
+          err = e;
+        }
+        assert(err instanceof ImageDecodeError, `${row.file}: expected an ImageDecodeError`);
+        assert(err.dicom !== null || row.file === "not_dicom.dcm", `${row.file}: ${err.message}`);
+        assert(err.message.includes(path), `${row.file}: the error names the file`);
+        assert(!err.message.includes("\n"), `${row.file}: one line`);
+        continue;
+      }
+      const img = await decodeImage(path, 224);
+      assert(img.dicom, `${row.file}: DICOM tags reported`);
+      if (row.expect === "warn") {
+        assertEquals(img.dicom.tags.modality, "CT");
+        assertEquals(img.dicom.tags.bodyPartExamined, "ABDOMEN");
+        continue;
+      }
+      const grey = await expectedGrey(row.label);
+      const d = diff(img.data, grey);
+      const tol = tolerance(row.note);
+      if (tol.max !== undefined) assert(d.max <= tol.max, `${row.file}: max diff ${d.max}`);
+      if (tol.mean !== undefined) assert(d.mean < tol.mean, `${row.file}: mean diff ${d.mean}`);
+      if (row.expect === "error-or-first-frame") {
+        assertEquals(img.dicom.tags.frames, 3);
+        assert(img.dicom.warnings.some((w) => /frame 1/.test(w)), "says frame 1 is used");
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "DICOM corpus: tags, windows and error codes",
+  ignore: !hasCorpus,
+  fn: async () => {
+    const read = (f: string) => Deno.readFile(join(DICOM_DIR, f));
+    const win = await decodeDicom(await read("mono2_12bit_window.dcm"));
+    assertEquals(win.tags.window, {
+      center: 2048,
+      width: 4096,
+      function: "LINEAR",
+      source: "tags",
+    });
+    assertEquals([win.tags.bitsStored, win.tags.modality], [12, "CR"]);
+    const inv = await decodeDicom(await read("mono1_12bit_inverted.dcm"));
+    assertEquals(inv.tags.photometricInterpretation, "MONOCHROME1");
+    const none = await decodeDicom(await read("mono2_12bit_nowindow.dcm"));
+    assertEquals(none.tags.window.source, "pixel range");
+    const rgb = await decodeDicom(await read("rgb_secondary_capture.dcm"));
+    assertEquals([rgb.channels, rgb.tags.photometricInterpretation], [3, "RGB"]);
+    const j2k = await decodeDicom(await read("mono2_jpeg2000_lossless.dcm"));
+    assertEquals(j2k.tags.transferSyntax.name, "JPEG 2000 Lossless");
+    const codes: Record<string, string> = {
+      "no_pixel_data.dcm": "no_pixel_data",
+      "truncated.dcm": "corrupt_dicom",
+      "jpegls_garbage.dcm": "decode_failed",
+      "not_dicom.dcm": "not_dicom",
+    };
+    for (const [file, code] of Object.entries(codes)) {
+      const e = await decodeDicom(await read(file)).then(() => null, (e) => e);
+      assertEquals(e?.code, code, `${file}: ${e?.message}`);
+    }
+    // Patient fields are never read: nothing identifying in what a decode returns.
+    const text = JSON.stringify(win.tags) + JSON.stringify(win.warnings);
+    assert(!/ANON|patient/i.test(text), text);
+  },
+});
+
+Deno.test("RLE: PackBits runs and literals over MSB/LSB planes", () => {
+  // 2x2 16-bit: values 0x0102, 0x0102, 0x0304, 0x0506 -> MSB plane [1,1,3,5], LSB [2,2,4,6].
+  const header = new Uint8Array(64);
+  const dv = new DataView(header.buffer);
+  dv.setUint32(0, 2, true);
+  dv.setUint32(4, 64, true);
+  // 0xff = run of 2 (257 - 255) of the next byte; 0x01 = a literal of the next 2 bytes.
+  const msbSeg = [0xff, 1, 0x01, 3, 5];
+  const lsbSeg = [0xff, 2, 0x01, 4, 6];
+  dv.setUint32(8, 64 + msbSeg.length, true);
+  const data = new Uint8Array([...header, ...msbSeg, ...lsbSeg]);
+  const out = decodeRle(data, { rows: 2, columns: 2, samples: 1, bitsAllocated: 16 });
+  const vals = new Uint16Array(out.buffer);
+  assertEquals([...vals], [0x0102, 0x0102, 0x0304, 0x0506]);
+});
+
+Deno.test({
+  name: "DICOM in a dataset folder: .dcm and extension-less DICM files are listed",
+  ignore: !hasCorpus,
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "cxr_dicomds_" });
+    try {
+      await Deno.mkdir(join(root, "val", "NORMAL"), { recursive: true });
+      await Deno.mkdir(join(root, "val", "PNEUMONIA"), { recursive: true });
+      await Deno.copyFile(
+        join(DICOM_DIR, "mono2_8bit_explicit.dcm"),
+        join(root, "val", "NORMAL", "a.dcm"),
+      );
+      await Deno.copyFile(
+        join(DICOM_DIR, "mono2_rle_lossless.dcm"),
+        join(root, "val", "PNEUMONIA", "IMG0001"),
+      );
+      await Deno.writeTextFile(join(root, "val", "PNEUMONIA", "notes.txt"), "hello");
+      const ds = await scanDataset(root);
+      assertEquals(ds.items.map((i) => i.rel), ["val/NORMAL/a.dcm", "val/PNEUMONIA/IMG0001"]);
+      assert(ds.warnings.some((w) => w.includes("notes.txt")));
+      const img = await decodeImage(ds.items[1].path, 224);
+      assertEquals(img.dicom?.tags.transferSyntax.name, "RLE Lossless");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,95 @@
+/**
+ * DICOM through the HTTP API: the shared corpus file by file (raw application/dicom and multipart),
+ * the non-identifying tags in the answer, a 4xx JSON error for every `error` file, and never a
+ * patient field in any answer.
+ */
+import { assert, assertEquals } from "./assert.ts";
+import { join } from "node:path";
+import type { Classifier } from "../lib/inference/classifier.ts";
+import { startServer } from "../lib/serving/server.ts";
+import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
+
+/** P(pneumonia) = mean brightness; the guard fields are what this file checks, not the model. */
+function brightness(id: string): Classifier {
+  return {
+    id,
+    net: "densenet121",
+    threshold: { method: "sens95", value: 0.5, val_sensitivity: null, val_specificity: null },
+    weights: { label: "formula (not ImageNet)", md5: "0", isImageNet: false },
+    gradcamLayer: null,
+    runDir: null,
+    meta: {} as Classifier["meta"],
+    predict(images: Float32Array) {
+      let s = 0;
+      for (const v of images) s += v;
+      return Promise.resolve({ prob: Float32Array.of(s / images.length / 255) });
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+// deno-lint-ignore no-explicit-any
+type Json = Record<string, any>;
+
+async function post(url: string, body: BodyInit, headers: Record<string, string> = {}) {
+  const res = await fetch(`${url}/v1/predict`, { method: "POST", body, headers });
+  const text = await res.text();
+  return { status: res.status, text, json: JSON.parse(text) as Json };
+}
+
+Deno.test({
+  name: "serving DICOM: the corpus through the API, as MANIFEST.tsv says",
+  ignore: !hasCorpus,
+  fn: async () => {
+    const server = await startServer({ classifiers: [brightness("m1")], port: 0 });
+    try {
+      for (const row of corpusRows()) {
+        const bytes = await Deno.readFile(join(DICOM_DIR, row.file));
+        const raw = await post(server.url, bytes, { "content-type": "application/dicom" });
+        const form = new FormData();
+        form.append("image", new Blob([bytes], { type: "application/dicom" }), row.file);
+        const multi = await post(server.url, form);
+        for (const r of [raw, multi]) {
+          assert(!/ANON|patient/i.test(r.text), `${row.file}: no patient field in ${r.text}`);
+          if (row.expect === "error") {
+            assert(r.status >= 400 && r.status < 500, `${row.file}: ${r.status} ${r.text}`);
+            assert(typeof r.json.error?.message === "string" && r.json.error.code, r.text);
+            continue;
+          }
+          assertEquals(r.status, 200, `${row.file}: ${r.text}`);
+          const tags = r.json.image.dicom;
+          assertEquals(r.json.image.format, "dicom");
+          for (
+            const k of ["modality", "bodyPartExamined", "photometricInterpretation", "bitsStored"]
+          ) {
+            assert(k in tags, `${row.file}: tag ${k} in the answer`);
+          }
+          assert("window" in tags && "viewPosition" in tags);
+          if (row.expect === "error-or-first-frame") {
+            assert(r.json.image.warnings.some((w: string) => /frame 1/.test(w)), r.text);
+          }
+        }
+      }
+      const notDicom = await post(
+        server.url,
+        await Deno.readFile(join(DICOM_DIR, "not_dicom.dcm")),
+        {
+          "content-type": "application/dicom",
+        },
+      );
+      assertEquals(notDicom.json.error.code, "not_an_image");
+      assert(notDicom.json.error.message.startsWith("This file is not a JPEG, PNG or DICOM X-ray"));
+      const empty = await post(
+        server.url,
+        await Deno.readFile(join(DICOM_DIR, "no_pixel_data.dcm")),
+        {
+          "content-type": "application/dicom",
+        },
+      );
+      assertEquals([empty.status, empty.json.error.code], [422, "no_image"]);
+      assert(/no image in this DICOM file/.test(empty.json.error.message));
+    } finally {
+      await server.close();
+    }
+  },
+});
