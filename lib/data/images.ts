@@ -50,6 +50,8 @@ export interface DecodeOptions {
   interpolation?: Interpolation;
   /** Name used in error messages when `src` is bytes. */
   name?: string;
+  /** Refuse images with more pixels than this (sharp limitInputPixels; default 2^28). */
+  maxPixels?: number;
 }
 
 /** A file that could not be read or decoded; `file` names it, `dicom` is set for DICOM problems. */
@@ -211,7 +213,7 @@ export async function decodeImage(
     // 8-bit gray without alpha (most original X-rays) is sampled before it becomes RGB: the
     // full-size colour conversion would triple the work for identical channels.
     const plainGray = meta.space === "b-w" && meta.depth === "uchar" && !meta.hasAlpha;
-    let pipeline = sharp(bytes, { failOn: "warning", limitInputPixels: 1 << 28 });
+    let pipeline = sharp(bytes, { failOn: "warning", limitInputPixels: opts.maxPixels ?? 1 << 28 });
     pipeline = plainGray && interpolation === "nearest"
       ? pipeline.toColourspace("b-w")
       : pipeline.toColourspace("srgb").removeAlpha();

@@ -1,17 +1,25 @@
 /**
- * Bounds the work in flight: at most `maxActive` predictions run at once, at most `maxQueue`
- * wait; beyond that callers are refused at once (the server answers 503) instead of piling up.
+ * Bounds the work in flight: at most `maxActive` jobs (decode + predictions) run at once, at most
+ * `maxQueue` wait; beyond that callers are refused at once (the server answers 503) instead of
+ * piling up. A job past its deadline is answered 504 at once, but keeps its slot until its work
+ * really stops: the slot count is what bounds memory, so it never runs ahead of the work.
  */
 import { HttpError } from "./errors.ts";
 
+interface Waiter {
+  grant: () => void;
+  signal: AbortSignal;
+}
+
 export class ConcurrencyLimiter {
   #active = 0;
-  #waiting: (() => void)[] = [];
+  #waiting: Waiter[] = [];
 
   constructor(readonly maxActive: number, readonly maxQueue: number) {
     if (maxActive < 1) throw new Error(`maxActive must be >= 1, got ${maxActive}`);
   }
 
+  /** Jobs holding a slot, timed-out ones still finishing included. */
   get active(): number {
     return this.#active;
   }
@@ -30,21 +38,60 @@ export class ConcurrencyLimiter {
     );
   }
 
-  /** Runs `fn` when a slot is free; throws HttpError 503 when the queue is full. */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#active >= this.maxActive) {
-      if (this.#waiting.length >= this.maxQueue) throw this.busyError();
-      await new Promise<void>((ok) => this.#waiting.push(ok));
-    } else {
-      this.#active++;
-    }
+  /**
+   * Runs `fn` when a slot is free; throws HttpError 503 when the queue is full, and 504 when
+   * `timeoutMs` passes first (queue wait included). `fn` gets a signal that aborts at the
+   * deadline so it can stop between steps; its slot is freed only when it returns.
+   */
+  async run<T>(fn: (signal: AbortSignal) => Promise<T>, timeoutMs = Infinity): Promise<T> {
+    const ctl = new AbortController();
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(
+        () => ctl.abort(new HttpError(504, "timeout", `request took longer than ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+      : undefined;
     try {
-      return await fn();
+      await this.#acquire(ctl.signal);
+      const work = fn(ctl.signal).finally(() => this.#release());
+      work.catch(() => {}); // answered by the race below, even when the deadline wins
+      return await Promise.race([work, aborted(ctl.signal)]);
     } finally {
-      const next = this.#waiting.shift();
-      // Hand the slot straight to the next waiter so #active stays exact.
-      if (next) next();
-      else this.#active--;
+      clearTimeout(timer);
     }
   }
+
+  #acquire(signal: AbortSignal): Promise<void> {
+    if (this.#active < this.maxActive) {
+      this.#active++;
+      return Promise.resolve();
+    }
+    if (this.#waiting.length >= this.maxQueue) return Promise.reject(this.busyError());
+    return new Promise<void>((grant, reject) => {
+      const waiter = { grant, signal };
+      this.#waiting.push(waiter);
+      signal.addEventListener("abort", () => {
+        const i = this.#waiting.indexOf(waiter);
+        if (i >= 0) {
+          this.#waiting.splice(i, 1);
+          reject(signal.reason);
+        }
+      }, { once: true });
+    });
+  }
+
+  #release(): void {
+    // Hand the slot straight to the next waiter so #active stays exact.
+    const next = this.#waiting.shift();
+    if (next) next.grant();
+    else this.#active--;
+  }
+}
+
+/** Rejects with the signal's reason when it aborts; never settles otherwise. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
 }

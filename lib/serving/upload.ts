@@ -202,28 +202,26 @@ function checkSize(width: number, height: number, limits: UploadLimits): void {
   }
 }
 
-/** Checks the signature and header, then decodes to [size,size,3] RGB 0..255 (lib/data/images.ts). */
-export async function decodeUpload(
+/** What the file's header says, read without decoding a pixel (DICOM: sizes known after decode). */
+export interface UploadHeader {
+  format: "jpeg" | "png" | "dicom";
+  width: number;
+  height: number;
+}
+
+/**
+ * Checks the signature and, for JPEG/PNG, the header's dimensions (sharp metadata: no pixel is
+ * decoded), so oversized or tiny images are refused cheaply, before waiting for a decode slot.
+ */
+export async function inspectUpload(
   bytes: Uint8Array,
   limits: UploadLimits = DEFAULT_LIMITS,
-  size = 224,
-): Promise<DecodedUpload> {
+): Promise<UploadHeader> {
   const format = sniffFormat(bytes);
   if (!format) {
     throw new HttpError(400, "not_an_image", `${NOT_AN_IMAGE} (unrecognised file signature)`);
   }
-  if (format === "dicom") {
-    const d = await decodeDicomUpload(bytes, limits, size);
-    return {
-      rgb: d.data,
-      width: d.width,
-      height: d.height,
-      format,
-      bytes: bytes.byteLength,
-      sha256: d.sha256,
-      dicom: d.dicom,
-    };
-  }
+  if (format === "dicom") return { format, width: 0, height: 0 };
   let meta: { width?: number; height?: number };
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -236,24 +234,52 @@ export async function decodeUpload(
   }
   const { width = 0, height = 0 } = meta;
   checkSize(width, height, limits);
-  // The same decoder (and nearest resize) as training, so served inputs match trained ones.
+  return { format, width, height };
+}
+
+/**
+ * Decodes an inspected upload to [size,size,3] RGB 0..255 with the same decoder (and nearest
+ * resize) as training, so served inputs match trained ones. The decoder refuses more pixels
+ * than the header claimed, so a lying header cannot make it allocate more.
+ */
+export async function decodeUpload(
+  bytes: Uint8Array,
+  header: UploadHeader,
+  limits: UploadLimits = DEFAULT_LIMITS,
+  size = 224,
+): Promise<DecodedUpload> {
+  if (header.format === "dicom") {
+    const d = await decodeDicomUpload(bytes, limits, size);
+    return {
+      rgb: d.data,
+      width: d.width,
+      height: d.height,
+      format: "dicom",
+      bytes: bytes.byteLength,
+      sha256: d.sha256,
+      dicom: d.dicom,
+    };
+  }
   let decoded: DecodedImage;
   try {
-    decoded = await decodeImage(bytes, size, { name: "upload" });
+    decoded = await decodeImage(bytes, size, {
+      name: "upload",
+      maxPixels: Math.max(1, header.width * header.height),
+    });
   } catch (e) {
     throw new HttpError(
       400,
       "corrupt_image",
-      `cannot decode the ${format.toUpperCase()} image (truncated or corrupt): ${
+      `cannot decode the ${header.format.toUpperCase()} image (truncated or corrupt): ${
         (e as Error).message
       }`,
     );
   }
   return {
     rgb: decoded.data,
-    width,
-    height,
-    format,
+    width: header.width,
+    height: header.height,
+    format: header.format,
     bytes: bytes.byteLength,
     sha256: decoded.sha256,
   };

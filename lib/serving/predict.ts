@@ -1,0 +1,149 @@
+/**
+ * POST /v1/predict: upload -> checks -> decode -> every chosen model (+ Grad-CAM) -> JSON.
+ * Only the decode and the models hold a limiter slot; the body is read and its header checked
+ * before, so bad input is refused at once and slow senders never hold a slot.
+ */
+import { Buffer } from "node:buffer";
+import type { Explainer } from "../explain/explainer.ts";
+import type { Classifier } from "../inference/classifier.ts";
+import { IMAGE_SIZE } from "../inference/classifier.ts";
+import { HttpError, jsonResponse } from "./errors.ts";
+import type { ConcurrencyLimiter } from "./limiter.ts";
+import { type ModelEntry, type ModelRegistry, weightsOf } from "./models.ts";
+import {
+  type DecodedUpload,
+  decodeUpload,
+  extractImageBytes,
+  inspectUpload,
+  type UploadLimits,
+} from "./upload.ts";
+
+export const NOTICE = "Research prototype, not a diagnostic device. Not for clinical decisions.";
+
+export interface PredictDeps {
+  registry: ModelRegistry;
+  limiter: ConcurrencyLimiter;
+  limits: UploadLimits;
+  /** From a complete upload to the answer, queue wait included -> 504. */
+  timeoutMs: number;
+  explain?: Explainer;
+  log?: (line: string) => void;
+}
+
+const QUERY_PARAMS = ["model", "explain"];
+
+function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("base64");
+}
+
+function round(x: number, digits = 6): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** `explain` is "gradcam" or absent; no other query parameter is known. */
+function wantsGradcam(url: URL): boolean {
+  for (const k of url.searchParams.keys()) {
+    if (!QUERY_PARAMS.includes(k)) {
+      throw new HttpError(
+        400,
+        "bad_parameter",
+        `unknown query parameter ${JSON.stringify(k)} (known: ${QUERY_PARAMS.join(", ")})`,
+      );
+    }
+  }
+  const explain = url.searchParams.get("explain");
+  if (explain !== null && explain !== "gradcam" && explain !== "") {
+    throw new HttpError(
+      400,
+      "bad_parameter",
+      `explain must be "gradcam", got ${JSON.stringify(explain)}`,
+    );
+  }
+  return explain === "gradcam";
+}
+
+async function gradcamOf(
+  deps: PredictDeps,
+  c: Classifier,
+  img: DecodedUpload,
+  ctx: Parameters<Explainer>[2],
+): Promise<Record<string, unknown>> {
+  if (!deps.explain || c.gradcamLayer === null) {
+    return { gradcam_error: `Grad-CAM is not available for model ${c.id}` };
+  }
+  try {
+    const ex = await deps.explain(c, img.rgb, ctx);
+    return {
+      gradcam: {
+        layer: ex.layer,
+        target: ex.target,
+        width: ex.w,
+        height: ex.h,
+        png_base64: toBase64(ex.overlayPng),
+      },
+    };
+  } catch (e) {
+    deps.log?.(`gradcam error for ${c.id}: ${(e as Error).stack}`);
+    return { gradcam_error: `Grad-CAM failed: ${(e as Error).message}` };
+  }
+}
+
+async function runModel(
+  deps: PredictDeps,
+  m: ModelEntry,
+  img: DecodedUpload,
+  gradcam: boolean,
+): Promise<Record<string, unknown>> {
+  const c = m.classifier;
+  const t1 = performance.now();
+  const out = await c.predict(img.rgb, 1);
+  const prob = out.prob[0];
+  const result: Record<string, unknown> = {
+    model: c.id,
+    net: c.net,
+    displayName: m.displayName,
+    probability: round(prob),
+    label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
+    threshold: c.threshold,
+    weights: weightsOf(c),
+    latency_ms: 0,
+  };
+  if (gradcam) {
+    Object.assign(result, await gradcamOf(deps, c, img, { prob, activation: out.gradcam }));
+  }
+  result.latency_ms = round(performance.now() - t1, 2);
+  return result;
+}
+
+/** The /v1/predict route handler. */
+export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Promise<Response> {
+  return async (req, url) => {
+    const gradcam = wantsGradcam(url);
+    const selected = deps.registry.select(url.searchParams.get("model"));
+    const t0 = performance.now();
+    const bytes = await extractImageBytes(req, deps.limits.maxBytes);
+    const header = await inspectUpload(bytes, deps.limits);
+    return await deps.limiter.run(async (signal) => {
+      const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
+      const results = [];
+      for (const m of selected) {
+        signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
+        results.push(await runModel(deps, m, img, gradcam));
+      }
+      return jsonResponse({
+        image: {
+          width: img.width,
+          height: img.height,
+          format: img.format,
+          bytes: img.bytes,
+          sha256: img.sha256,
+          ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
+        },
+        results,
+        latency_ms: round(performance.now() - t0, 2),
+        notice: NOTICE,
+      });
+    }, deps.timeoutMs);
+  };
+}
