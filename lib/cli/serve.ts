@@ -8,9 +8,9 @@
  */
 import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { gradCamExplainer } from "../explain/gradcam.ts";
-import { type Classifier, loadClassifier } from "../inference/classifier.ts";
+import { type Classifier, isServableRun, loadClassifier } from "../inference/classifier.ts";
 import { CLASSIFIER_ONNX_FILE } from "../inference/meta.ts";
 import { defaultAnchors, writeSyntheticClassifier } from "../inference/synthetic.ts";
 import { parseNetName } from "../models/registry.ts";
@@ -60,15 +60,15 @@ function findRuns(runs: string[]): string[] {
   if (runs.length > 0) {
     return runs.map((r) => {
       const dir = isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r);
-      if (!existsSync(join(dir, CLASSIFIER_ONNX_FILE))) {
-        throw new Error(`run "${r}": no ${CLASSIFIER_ONNX_FILE} in ${dir}`);
+      if (!isServableRun(dir)) {
+        throw new Error(`run "${r}": no ${CLASSIFIER_ONNX_FILE} (nor ensemble.json) in ${dir}`);
       }
       return dir;
     });
   }
   if (!existsSync(runsDir())) return [];
   return [...Deno.readDirSync(runsDir())]
-    .filter((e) => e.isDirectory && existsSync(join(runsDir(), e.name, CLASSIFIER_ONNX_FILE)))
+    .filter((e) => e.isDirectory && isServableRun(join(runsDir(), e.name)))
     .map((e) => join(runsDir(), e.name))
     .sort();
 }
@@ -93,8 +93,14 @@ async function loadAll(
     sources.push(dir);
   }
   const out: Classifier[] = [];
+  // Single nets first, so that an ensemble reuses its members' sessions when they are served.
+  const loaded = new Map<string, Classifier>();
+  const isEnsemble = (s: string | { onnxPath: string }) =>
+    typeof s === "string" && existsSync(join(s, "ensemble.json"));
+  sources.sort((a, b) => Number(isEnsemble(a)) - Number(isEnsemble(b)));
   for (const s of sources) {
-    const c = await loadClassifier(s, { threads });
+    const c = await loadClassifier(s, { threads, loaded });
+    if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);
     log(
       `loaded ${c.id} (${c.net}, weights ${c.weights.label}, threshold ${c.threshold.value} ${c.threshold.method})`,
     );

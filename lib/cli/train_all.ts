@@ -7,6 +7,8 @@ import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "../training/flags
 import { trainRun } from "../training/run.ts";
 import type { BackendPreference } from "../tf/backend.ts";
 import { writeReport } from "../reporting/report.ts";
+import { buildEnsemble } from "../ensemble/build.ts";
+import { ENSEMBLE_COMBINES, type EnsembleCombine } from "../inference/ensemble.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";
 import { basename, dirname, join } from "node:path";
@@ -65,13 +67,20 @@ async function ensureDataset(root: string, explicit: boolean): Promise<boolean> 
   return (await downloadDataset([])) === 0 && await isDirectory(join(root, "train"));
 }
 
-const USAGE = `usage: deno task train-all [options]   (trains ${NET_NAMES.join(", ")} in turn)
+const USAGE = `usage: deno task train-all [options]   (trains ${NET_NAMES.join(", ")} in turn,
+                                        then builds their ensemble)
 ${COMMON_USAGE}
+  --ensemble-combine prob|logit   mean of member probabilities (default) or of their logits
+  --no-ensemble               stop after the nets
   --unfreeze-from applies to every net that fine-tunes; finished runs are skipped.`;
 
 export async function main(args: string[]): Promise<number> {
   const cli = { usage: USAGE, prefix: "train-all" };
-  const parsed = parseCli(args, COMMON_OPTIONS, cli);
+  const parsed = parseCli(args, {
+    ...COMMON_OPTIONS,
+    "ensemble-combine": { type: "string" },
+    "no-ensemble": { type: "boolean" },
+  }, cli);
   if (typeof parsed === "number") return parsed;
   const v = parsed as Record<string, string | boolean | undefined>;
   let configs;
@@ -82,6 +91,10 @@ export async function main(args: string[]): Promise<number> {
     );
   } catch (e) {
     return usageError(cli, (e as Error).message);
+  }
+  const combine = (v["ensemble-combine"] ?? "prob") as EnsembleCombine;
+  if (!ENSEMBLE_COMBINES.includes(combine)) {
+    return usageError(cli, `--ensemble-combine must be prob or logit, got "${combine}"`);
   }
   const t0 = performance.now();
   const memory = peakMemorySampler();
@@ -111,14 +124,30 @@ export async function main(args: string[]): Promise<number> {
       console.error(`train-all: no Grad-CAM examples for ${dir}: ${(e as Error).message}`);
     }
   }
-  const report = await writeReport({ runDirs });
-  if (v["no-mlflow"] !== true) await logReportToRuns(runDirs, [report.md, report.html]);
+  // The ensemble of the nets just trained: a model of its own, thresholded on validation only.
+  const reported = [...runDirs];
+  if (v["no-ensemble"] !== true && runDirs.length >= 2) {
+    const e = await buildEnsemble(runDirs, {
+      combine,
+      force: v.force === true,
+      mlflow: v["no-mlflow"] !== true && configs[0].mlflow,
+      log: (line) => console.error(`train-all: ${line}`),
+    });
+    reported.push(e.runDir);
+    const val = e.evaluation.splits.val.metrics;
+    console.log(
+      `ensemble (${combine} of ${runDirs.length}): val ROC-AUC ${val.rocAuc.toFixed(4)}, ` +
+        `threshold ${e.evaluation.threshold.value.toFixed(3)} from validation`,
+    );
+  }
+  const report = await writeReport({ runDirs: reported });
+  if (v["no-mlflow"] !== true) await logReportToRuns(reported, [report.md, report.html]);
   const timing = {
     finishedAt: new Date().toISOString(),
     args,
     wallSeconds: Math.round((performance.now() - t0) / 1000),
     peakRssBytes: memory.stop(),
-    runs: runDirs,
+    runs: reported,
   };
   // Keep the figure of the last run that trained something (a re-run that skips is not a timing).
   if (trained > 0) {

@@ -5,6 +5,7 @@
  */
 import { Progress } from "../util/progress.ts";
 import { decodeImage, type Interpolation } from "./images.ts";
+import { type IntensityMode, normalizeIntensity } from "./intensity.ts";
 
 export interface LoadOptions {
   batchSize: number;
@@ -15,6 +16,8 @@ export interface LoadOptions {
   /** Images decoded at once inside a batch (default 4). */
   concurrency?: number;
   interpolation?: Interpolation;
+  /** Intensity normalisation after decoding (lib/data/intensity.ts; default off). */
+  intensity?: IntensityMode;
   /** A Progress to tick (one per image), false for none; default: a new "decode" bar. */
   progress?: Progress | false;
 }
@@ -33,7 +36,7 @@ async function decodeBatch<T extends { path: string }>(
   chunk: T[],
   size: number,
   concurrency: number,
-  interpolation: Interpolation | undefined,
+  opts: Pick<LoadOptions, "interpolation" | "intensity">,
 ): Promise<Batch<T>> {
   const results: ({ data: Float32Array; sha256: string } | { error: string })[] = new Array(
     chunk.length,
@@ -43,8 +46,9 @@ async function decodeBatch<T extends { path: string }>(
     while (next < chunk.length) {
       const i = next++;
       try {
-        const img = await decodeImage(chunk[i].path, size, { interpolation });
-        results[i] = { data: img.data, sha256: img.sha256 };
+        const img = await decodeImage(chunk[i].path, size, { interpolation: opts.interpolation });
+        const data = await normalizeIntensity(img.data, size, opts.intensity ?? "off");
+        results[i] = { data, sha256: img.sha256 };
       } catch (e) {
         results[i] = { error: e instanceof Error ? e.message : String(e) };
       }
@@ -90,7 +94,7 @@ export async function* loadBatches<T extends { path: string }>(
   const pending: Promise<Batch<T>>[] = [];
   let started = 0;
   const start = () => {
-    const p = decodeBatch(chunks[started++], size, concurrency, opts.interpolation);
+    const p = decodeBatch(chunks[started++], size, concurrency, opts);
     p.catch(() => {}); // awaited below; avoids an unhandled rejection while queued
     pending.push(p);
   };

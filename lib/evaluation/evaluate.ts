@@ -113,6 +113,7 @@ const DISPLAY: Record<string, string> = {
   vgg16: "VGG16",
   resnet50: "ResNet50",
   densenet121: "DenseNet121",
+  ensemble: "Ensemble",
 };
 
 /** "VGG16" etc. for a net name, or the name itself. */

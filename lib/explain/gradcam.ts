@@ -57,6 +57,7 @@ const tails = new WeakMap<Classifier, Promise<Tail>>();
 
 /** The classifier spec with head_dense emitting the logit (Grad-CAM differentiates the score). */
 function logitSpec(net: Classifier["net"], dropout?: number): NetSpec {
+  if (net === "ensemble") throw new Error("Grad-CAM needs one net, not an ensemble");
   const spec = withHead(getNetSpec(net), dropout === undefined ? {} : { dropout });
   return {
     ...spec,

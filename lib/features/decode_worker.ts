@@ -6,12 +6,14 @@
  * `ahead` decoded batches wait in memory.
  */
 import type { Batch } from "../data/loader.ts";
+import type { IntensityMode } from "../data/intensity.ts";
 
 interface Job {
   kind: "job";
   paths: string[];
   batchSize: number;
   size: number;
+  intensity: IntensityMode;
 }
 interface Credit {
   kind: "credit";
@@ -31,7 +33,7 @@ interface DoneMessage {
 /** Batches of `items` decoded in a worker (same shape as loadBatches' batches). */
 export async function* loadBatchesInWorker<T extends { path: string }>(
   items: readonly T[],
-  opts: { batchSize: number; size?: number; ahead?: number },
+  opts: { batchSize: number; size?: number; ahead?: number; intensity?: IntensityMode },
 ): AsyncGenerator<Batch<T>> {
   const worker = new Worker(new URL("./decode_worker.ts", import.meta.url).href, {
     type: "module",
@@ -53,6 +55,7 @@ export async function* loadBatchesInWorker<T extends { path: string }>(
       paths: items.map((i) => i.path),
       batchSize: opts.batchSize,
       size: opts.size ?? 224,
+      intensity: opts.intensity ?? "off",
     };
     worker.postMessage(job);
     for (let i = 0; i < (opts.ahead ?? 2); i++) worker.postMessage({ kind: "credit" } as Credit);
@@ -97,6 +100,7 @@ if (typeof self_.WorkerGlobalScope !== "undefined" && self_ instanceof self_.Wor
         const b of loadBatches(indexed, {
           batchSize: job.batchSize,
           size: job.size,
+          intensity: job.intensity,
           prefetch: 1,
           progress: false,
         })

@@ -15,6 +15,7 @@ import { loadBatchesInWorker } from "./decode_worker.ts";
 import { exportOnnx, IMAGE_INPUT, layerShapes } from "../onnx/export.ts";
 import { openSession } from "../onnx/session.ts";
 import { Progress } from "../util/progress.ts";
+import type { IntensityMode } from "../data/intensity.ts";
 import { FeatureCache, sha256Text } from "./cache.ts";
 
 /** The pooled-features layer (GlobalAveragePooling2D of the head, see head.ts). */
@@ -50,6 +51,8 @@ export interface FeatureRequest<T extends { path: string } = ImageItem> {
   decodeInWorker?: boolean;
   /** Called after each computed batch with the running count. */
   onBatch?: (computed: number) => void;
+  /** Intensity normalisation of the decoded images (part of the cache key; default off). */
+  intensity?: IntensityMode;
 }
 
 export interface FeatureStats<T> {
@@ -132,7 +135,8 @@ export async function extractFeatures<T extends { path: string }>(
     outputs: req.outputs,
     shapes,
     preprocessing: spec.preprocessing,
-    decode: `nearest-${h}`,
+    // "off" keeps the key of caches written before intensity normalisation existed.
+    decode: `nearest-${h}${req.intensity && req.intensity !== "off" ? `+${req.intensity}` : ""}`,
     float16: req.float16 ?? false,
   }, req.cacheRoot);
   await cache.init();
@@ -178,8 +182,14 @@ export async function extractFeatures<T extends { path: string }>(
     try {
       const batchSize = req.batchSize ?? 16;
       const batches = req.decodeInWorker === false
-        ? loadBatches(misses, { batchSize, size: h, prefetch: 1, progress: false })
-        : loadBatchesInWorker(misses, { batchSize, size: h });
+        ? loadBatches(misses, {
+          batchSize,
+          size: h,
+          prefetch: 1,
+          progress: false,
+          intensity: req.intensity,
+        })
+        : loadBatchesInWorker(misses, { batchSize, size: h, intensity: req.intensity });
       for await (const batch of batches) {
         for (const f of batch.failed) {
           failed.push({ item: req.items[f.item.index], error: f.error });

@@ -14,6 +14,13 @@ import {
   type ThresholdInfo,
   type WeightsInfo,
 } from "./meta.ts";
+import { type IntensityMode, normalizeBatch } from "../data/intensity.ts";
+import {
+  ENSEMBLE_META_FILE,
+  ensembleClassifier,
+  memberDirs,
+  parseEnsembleMeta,
+} from "./ensemble.ts";
 
 export type { ClassifierMeta, ThresholdInfo, WeightsInfo };
 
@@ -30,7 +37,8 @@ export interface PredictResult {
 export interface Classifier {
   /** Run id (or file stem) naming this model in the API. */
   id: string;
-  net: NetName;
+  /** The net, or "ensemble" for an ensemble of runs (lib/inference/ensemble.ts). */
+  net: NetName | "ensemble";
   threshold: ThresholdInfo;
   weights: WeightsInfo;
   /** Name of the layer whose activation `predict` returns for Grad-CAM, or null. */
@@ -38,7 +46,12 @@ export interface Classifier {
   /** Where the package lives (run directory), for Grad-CAM's tail weights; null when unknown. */
   runDir: string | null;
   meta: ClassifierMeta;
-  /** images: [N,224,224,3] RGB 0..255 (NHWC). */
+  /** Intensity normalisation `predict` applies before the graph (meta.intensity; absent: off). */
+  intensity?: IntensityMode;
+  /**
+   * images: [N,224,224,3] RGB 0..255 (NHWC), as decoded (lib/data/images.ts); the run's
+   * intensity normalisation is applied here, on a copy, so every caller feeds the same pixels.
+   */
   predict(images: Float32Array, n: number): Promise<PredictResult>;
   close(): Promise<void>;
 }
@@ -46,13 +59,57 @@ export interface Classifier {
 export interface LoadOptions {
   /** ORT intra-op threads (default: ORT's choice). */
   threads?: number;
+  /** Classifiers already open, by resolved run directory: an ensemble reuses them. */
+  loaded?: Map<string, Classifier>;
 }
 
-/** Opens a run directory (classifier.onnx + classifier.json) or an explicit onnx/meta pair. */
+/** Whether `dir` holds something loadClassifier can open (a classifier or an ensemble). */
+export function isServableRun(dir: string): boolean {
+  for (const f of [CLASSIFIER_ONNX_FILE, ENSEMBLE_META_FILE]) {
+    try {
+      if (Deno.statSync(join(dir, f)).isFile) return true;
+    } catch { /* not there */ }
+  }
+  return false;
+}
+
+/** Opens an ensemble run folder (ensemble.json), loading members not already in `opts.loaded`. */
+async function loadEnsemble(dir: string, opts: LoadOptions): Promise<Classifier> {
+  const path = join(dir, ENSEMBLE_META_FILE);
+  const meta = parseEnsembleMeta(await Deno.readTextFile(path), path);
+  const members: Classifier[] = [];
+  const owned: Classifier[] = [];
+  try {
+    for (const m of memberDirs(dir, meta)) {
+      const shared = opts.loaded?.get(m);
+      const c = shared ?? await loadClassifier(m, { threads: opts.threads });
+      if (!shared) owned.push(c);
+      members.push(c);
+    }
+  } catch (e) {
+    for (const c of owned) await c.close();
+    throw new Error(`ensemble ${dir}: cannot load a member: ${(e as Error).message}`);
+  }
+  return ensembleClassifier(resolve(dir), meta, members, owned);
+}
+
+/**
+ * Opens a run directory (classifier.onnx + classifier.json, or an ensemble's ensemble.json) or
+ * an explicit onnx/meta pair.
+ */
 export async function loadClassifier(
   source: string | { onnxPath: string; metaPath?: string },
   opts: LoadOptions = {},
 ): Promise<Classifier> {
+  if (typeof source === "string") {
+    try {
+      if (Deno.statSync(join(source, ENSEMBLE_META_FILE)).isFile) {
+        return await loadEnsemble(source, opts);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
   const onnxPath = resolve(
     typeof source === "string" ? join(source, CLASSIFIER_ONNX_FILE) : source.onnxPath,
   );
@@ -110,6 +167,7 @@ export async function loadClassifier(
     gradcamLayer,
     runDir,
     meta,
+    intensity: meta.intensity,
     async predict(images: Float32Array, n: number): Promise<PredictResult> {
       const per = IMAGE_SIZE * IMAGE_SIZE * 3;
       if (n < 1 || images.length !== n * per) {
@@ -117,8 +175,11 @@ export async function loadClassifier(
           `predict: expected ${n}x${IMAGE_SIZE}x${IMAGE_SIZE}x3 floats, got ${images.length}`,
         );
       }
+      const input = meta.intensity === "off"
+        ? images
+        : await normalizeBatch(images.slice(), n, IMAGE_SIZE, meta.intensity);
       const feeds = {
-        [inputName]: new ort.Tensor("float32", images, [n, IMAGE_SIZE, IMAGE_SIZE, 3]),
+        [inputName]: new ort.Tensor("float32", input, [n, IMAGE_SIZE, IMAGE_SIZE, 3]),
       };
       const out = await session.run(feeds, fetches);
       const probT = out[probName];

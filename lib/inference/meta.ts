@@ -3,6 +3,7 @@
  * operating threshold chosen on validation, the starting weights, tensor names).
  */
 import type { NetName } from "../models/spec.ts";
+import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 
 export const CLASSIFIER_ONNX_FILE = "classifier.onnx";
 export const CLASSIFIER_META_FILE = "classifier.json";
@@ -42,7 +43,8 @@ export interface TensorInfo {
 export interface ClassifierMeta {
   format: string;
   runId: string;
-  net: NetName;
+  /** A net, or "ensemble" (lib/inference/ensemble.ts: no graph of its own). */
+  net: NetName | "ensemble";
   /** Keras layer whose activation classifier.onnx also outputs for Grad-CAM, or null. */
   gradcamLayer: string | null;
   threshold: ThresholdInfo;
@@ -53,6 +55,14 @@ export interface ClassifierMeta {
   gradcamTail: string | null;
   /** Dropout rate of the head (for rebuilding the head spec; inert at inference). */
   dropout?: number;
+  /**
+   * Intensity normalisation applied to the RGB image before `classifier.onnx` (lib/data/
+   * intensity.ts; not in the graph: CLAHE has no ONNX operator). "off" for older packages.
+   */
+  intensity: IntensityMode;
+  /** Ensembles only: member run ids and how their probabilities are combined. */
+  members?: string[];
+  combine?: "prob" | "logit";
   createdAt?: string;
 }
 
@@ -127,6 +137,9 @@ export function parseClassifierMeta(text: string, where = CLASSIFIER_META_FILE):
     outputs,
     gradcamTail: typeof raw.gradcamTail === "string" && raw.gradcamTail ? raw.gradcamTail : null,
     ...(num(raw.dropout) !== null ? { dropout: num(raw.dropout)! } : {}),
+    intensity: raw.intensity === undefined
+      ? "off"
+      : parseIntensityMode(String(raw.intensity), `${where}: field "intensity"`),
     ...(typeof raw.createdAt === "string" ? { createdAt: raw.createdAt } : {}),
   };
 }

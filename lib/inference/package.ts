@@ -9,6 +9,7 @@ import { subgraph } from "../models/graph.ts";
 import { NET_INFO } from "../models/registry.ts";
 import type { NetSpec, NetWeights } from "../models/spec.ts";
 import { saveWeights } from "../models/weights/io.ts";
+import type { IntensityMode } from "../data/intensity.ts";
 import { exportOnnx } from "../onnx/export.ts";
 import {
   CLASSIFIER_FORMAT,
@@ -34,6 +35,8 @@ export interface ClassifierPackageInput {
   gradcamLayer?: string | null;
   /** Head dropout rate used in training (recorded; inert at inference). */
   dropout?: number;
+  /** Intensity normalisation the run trained with (applied before the graph; default off). */
+  intensity?: IntensityMode;
 }
 
 export interface ClassifierPackage {
@@ -100,7 +103,10 @@ export async function writeClassifierPackage(
       shape: [-1, 224, 224, 3],
       dtype: "float32",
       role: "image",
-      description: `RGB 0..255 NHWC; ${spec.preprocessing} preprocess_input is in the graph`,
+      description: `RGB 0..255 NHWC; ${spec.preprocessing} preprocess_input is in the graph` +
+        (input.intensity && input.intensity !== "off"
+          ? `; intensity "${input.intensity}" must be applied before (lib/data/intensity.ts)`
+          : ""),
     }],
     outputs: [
       {
@@ -122,6 +128,7 @@ export async function writeClassifierPackage(
     ],
     gradcamTail,
     ...(input.dropout !== undefined ? { dropout: input.dropout } : {}),
+    intensity: input.intensity ?? "off",
     createdAt: new Date().toISOString(),
   };
   const onnxPath = join(runDir, CLASSIFIER_ONNX_FILE);

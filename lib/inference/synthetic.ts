@@ -15,6 +15,7 @@ import { decodeImage } from "../data/images.ts";
 import { type Classifier, loadClassifier } from "./classifier.ts";
 import { type ClassifierPackage, writeClassifierPackage } from "./package.ts";
 import { mulberry32 } from "../util/random.ts";
+import type { IntensityMode } from "../data/intensity.ts";
 
 export interface SyntheticOptions {
   net?: NetName;
@@ -22,6 +23,8 @@ export interface SyntheticOptions {
   anchors: [string, string];
   runId?: string;
   seed?: number;
+  /** Intensity normalisation recorded in the package (and applied when probing the anchors). */
+  intensity?: IntensityMode;
 }
 
 /** GAP of an NHWC activation [1,h,w,C] -> [C]. */
@@ -69,6 +72,7 @@ export async function writeSyntheticClassifier(
     weights,
     weightsInfo,
     gradcamLayer: pooledFrom,
+    intensity: opts.intensity,
   });
   const probeClassifier = await loadClassifier(runDir);
   const feats: Float64Array[] = [];
@@ -107,6 +111,7 @@ export async function writeSyntheticClassifier(
     weightsInfo,
     gradcamLayer,
     threshold: { method: "0.5", value: 0.5, val_sensitivity: null, val_specificity: null },
+    intensity: opts.intensity,
   });
 }
 

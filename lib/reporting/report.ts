@@ -168,7 +168,7 @@ export async function latestRunsPerNet(root = runsDir()): Promise<string[]> {
     const prev = best.get(net);
     if (!prev || at > prev.at) best.set(net, { dir, at });
   }
-  const order = ["vgg16", "resnet50", "densenet121"];
+  const order = ["vgg16", "resnet50", "densenet121", "ensemble"];
   return [...best.entries()]
     .sort((a, b) => (order.indexOf(a[0]) + 1 || 99) - (order.indexOf(b[0]) + 1 || 99))
     .map(([, v]) => v.dir);

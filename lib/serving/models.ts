@@ -9,6 +9,7 @@ const DISPLAY_NAMES: Record<string, string> = {
   vgg16: "VGG16",
   resnet50: "ResNet50",
   densenet121: "DenseNet121",
+  ensemble: "Ensemble",
 };
 
 export interface ModelEntry {
@@ -67,6 +68,8 @@ export class ModelRegistry {
       weights: weightsOf(c),
       gradcam: c.gradcamLayer !== null,
       gradcamLayer: c.gradcamLayer,
+      intensity: c.intensity ?? "off",
+      ...(c.meta?.members ? { members: c.meta.members, combine: c.meta.combine } : {}),
     }));
   }
 

@@ -39,16 +39,29 @@ const weightsSchema = {
   },
 };
 
+const intensitySchema = {
+  type: "string",
+  enum: ["off", "equalize", "clahe"],
+  description: "Intensity normalisation the model applies to the decoded image (as in training).",
+};
+
 const modelSchema = {
   type: "object",
   properties: {
     id: { type: "string" },
-    net: { type: "string", enum: ["vgg16", "resnet50", "densenet121"] },
+    net: { type: "string", enum: ["vgg16", "resnet50", "densenet121", "ensemble"] },
     displayName: { type: "string" },
     threshold: thresholdSchema,
     weights: weightsSchema,
     gradcam: { type: "boolean", description: "Whether ?explain=gradcam is supported." },
     gradcamLayer: { type: ["string", "null"] },
+    intensity: intensitySchema,
+    members: {
+      type: "array",
+      items: { type: "string" },
+      description: "Ensemble only: the member runs whose probabilities are combined.",
+    },
+    combine: { type: "string", enum: ["prob", "logit"], description: "Ensemble only." },
   },
 };
 
@@ -62,6 +75,7 @@ const resultSchema = {
     label: { type: "string", enum: ["NORMAL", "PNEUMONIA"] },
     threshold: thresholdSchema,
     weights: weightsSchema,
+    intensity: intensitySchema,
     latency_ms: { type: "number" },
     gradcam: {
       type: "object",
@@ -170,7 +184,7 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
               in: "query",
               required: false,
               description:
-                "Model id or net name (vgg16, resnet50, densenet121); default: all loaded models.",
+                "Model id or net name (vgg16, resnet50, densenet121, ensemble); default: all loaded models.",
               schema: { type: "string" },
             },
             {

@@ -107,6 +107,7 @@ async function runModel(
     label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
     threshold: c.threshold,
     weights: weightsOf(c),
+    intensity: c.intensity ?? "off",
     latency_ms: 0,
   };
   if (gradcam) {

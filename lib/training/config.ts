@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { NET_INFO } from "../models/registry.ts";
 import type { NetName } from "../models/spec.ts";
 import { dataDir } from "../util/paths.ts";
+import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 
 export type Profile = "quick" | "full";
 export type ThresholdMethodName = "sens95" | "youden" | "0.5";
@@ -50,6 +51,15 @@ export interface TrainConfig {
   phase1: PhaseConfig;
   phase2: null | Phase2Config;
   earlyStopping: { monitor: "val_auc" | "val_loss"; patience: number; restoreBest: boolean };
+  /** Intensity normalisation of every image, in training and wherever the model runs. */
+  intensity: IntensityMode;
+  /**
+   * Augmented views per training image, computed once through the frozen base and cached;
+   * each epoch draws one of view 0 (the image) .. K per image. 0: no augmentation.
+   */
+  augmentViews: number;
+  /** Horizontal flips among the augmentations (off: chest anatomy is not symmetric). */
+  augmentFlip: boolean;
   dataRoot: string;
   mlflow: boolean;
   thresholdMethod: ThresholdMethodName;
@@ -145,6 +155,9 @@ export function resolveConfig(partial: TrainConfigInput, profile?: Profile): Tra
       ),
       restoreBest: partial.earlyStopping?.restoreBest ?? true,
     },
+    intensity: parseIntensityMode(partial.intensity ?? "off", "config: intensity"),
+    augmentViews: positiveInt("augmentViews", partial.augmentViews ?? 0),
+    augmentFlip: partial.augmentFlip ?? false,
     dataRoot: partial.dataRoot ?? dataDir(),
     mlflow: partial.mlflow ?? true,
     thresholdMethod: partial.thresholdMethod ?? "sens95",
@@ -165,10 +178,19 @@ export function resolveConfig(partial: TrainConfigInput, profile?: Profile): Tra
   return config;
 }
 
-/** Fields that change the result (not where data lives or whether MLflow logs). */
+/**
+ * Fields that change the result (not where data lives or whether MLflow logs). Options at their
+ * "off" value are left out, so runs made before they existed keep their ids.
+ */
 function resultFields(config: TrainConfig): unknown {
   const { dataRoot: _d, mlflow: _m, thresholdMethod: _t, ...rest } = config;
-  return rest;
+  const out: Partial<TrainConfig> = { ...rest };
+  if (out.intensity === "off") delete out.intensity;
+  if (out.augmentViews === 0) {
+    delete out.augmentViews;
+    delete out.augmentFlip;
+  } else if (!out.augmentFlip) delete out.augmentFlip;
+  return out;
 }
 
 function weightsSlug(weights: string): string {

@@ -21,6 +21,9 @@ export const COMMON_OPTIONS = {
   data: { type: "string" },
   threshold: { type: "string" },
   backend: { type: "string" },
+  intensity: { type: "string" },
+  "augment-views": { type: "string" },
+  "augment-flip": { type: "boolean" },
   "no-standardize": { type: "boolean" },
   "no-mlflow": { type: "boolean" },
   force: { type: "boolean" },
@@ -48,6 +51,12 @@ export const COMMON_USAGE =
   --data DIR                  dataset root (default CXR_DATA or data/chest_xray)
   --threshold sens95|youden|0.5  operating threshold chosen on validation
   --backend auto|wasm|cpu|tensorflow
+  --intensity off|equalize|clahe   intensity normalisation, in training and wherever the
+                              model runs (default off)
+  --augment-views K           K augmented views per training image through the frozen base,
+                              cached; each epoch draws one of the image and its K views
+                              (default 0: no augmentation)
+  --augment-flip              allow horizontal flips among the augmentations (default off)
   --no-standardize            no feature standardisation in the head
   --no-mlflow                 no tracking
   --force                     retrain a finished run`;
@@ -120,6 +129,16 @@ export function configFromFlags(
   if (s("data")) out.dataRoot = s("data");
   const th = oneOf("threshold", s("threshold"), ["sens95", "youden", "0.5"]);
   if (th) out.thresholdMethod = th;
+  const intensity = oneOf("intensity", s("intensity"), ["off", "equalize", "clahe"]);
+  if (intensity) out.intensity = intensity;
+  const views = num("augment-views", s("augment-views"));
+  if (views !== undefined) {
+    if (!Number.isInteger(views) || views < 0) {
+      throw new Error(`--augment-views: expected a whole number >= 0, got "${s("augment-views")}"`);
+    }
+    out.augmentViews = views;
+  }
+  if (v["augment-flip"]) out.augmentFlip = true;
   if (v["no-standardize"]) out.standardize = false;
   if (v["no-mlflow"]) out.mlflow = false;
   return out;

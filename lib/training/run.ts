@@ -226,6 +226,7 @@ export async function trainRun(
       items: allItems,
       progress: opts.progress !== false,
       cacheRoot: opts.cacheRoot,
+      intensity: config.intensity,
     });
     for (const f of fs.stats.failed) log(`skipped ${f.item.rel}: ${f.error}`);
     const indexOf = new Map(fs.items.map((item, i) => [item, i]));
@@ -277,6 +278,9 @@ export async function trainRun(
         phase2_epochs: config.phase2?.epochs ?? 0,
         phase2_lr: config.phase2?.lr ?? 0,
         unfreeze_from: config.phase2?.unfreezeFrom ?? "none",
+        intensity: config.intensity,
+        augment_views: config.augmentViews,
+        augment_flip: config.augmentFlip,
         n_train: idx.train.length,
         n_val: idx.val.length,
         n_test: idx.test.length,
@@ -467,6 +471,7 @@ export async function trainRun(
         },
         threshold: evaluation?.threshold,
         dropout: config.dropout,
+        intensity: config.intensity,
       });
     }
     finalModel.dispose();
