@@ -18,7 +18,7 @@ import { buildTfModel } from "../lib/models/tfjs.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";
 import { loadWeights } from "../lib/models/weights/io.ts";
 import { startServer } from "../lib/serving/server.ts";
-import { initBackend, tf } from "../lib/training/backend.ts";
+import { initBackend, tf } from "../lib/tf/backend.ts";
 import { sharedDir } from "../lib/util/paths.ts";
 
 const TRAIN = join(sharedDir(), "data", "chest_xray", "train");
