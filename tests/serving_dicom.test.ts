@@ -65,6 +65,13 @@ Deno.test({
             assert(k in tags, `${row.file}: tag ${k} in the answer`);
           }
           assert("window" in tags && "viewPosition" in tags);
+          if (row.expect === "warn") {
+            // CT abdomen: never a silent prediction (tags checked even without a fitted guard).
+            assertEquals([r.json.guard.ok, r.json.guard.withheld], [false, true]);
+            assertEquals(r.json.results[0].probability, null);
+          } else {
+            assertEquals(r.json.guard.ok, true, `${row.file}: ${r.text}`);
+          }
           if (row.expect === "error-or-first-frame") {
             assert(r.json.image.warnings.some((w: string) => /frame 1/.test(w)), r.text);
           }

@@ -16,7 +16,8 @@ import { defaultAnchors, writeSyntheticClassifier } from "../inference/synthetic
 import { parseNetName } from "../models/registry.ts";
 import type { NetName } from "../models/spec.ts";
 import { startServer } from "../serving/server.ts";
-import { cacheDir, dataDir, runsDir, sharedDir } from "../util/paths.ts";
+import { cacheDir, dataDir, outputsDir, runsDir, sharedDir } from "../util/paths.ts";
+import { GUARD_FILE, type GuardModel, loadGuard } from "../inference/guard.ts";
 
 const USAGE = `usage: deno task serve [options]
   --run <id|dir>        serve a training run (repeatable); default: every run with ${CLASSIFIER_ONNX_FILE}
@@ -31,6 +32,8 @@ const USAGE = `usage: deno task serve [options]
   --queue <n>           waiting requests before 503 (default 64)
   --timeout-ms <n>      per-request limit (default 30000)
   --threads <n>         ONNX Runtime threads per model (default: ORT's choice)
+  --guard <file>        out-of-distribution guard from \`deno task guard\` (default: <outputs>/guard.json if present)
+  --no-guard            check DICOM tags only, no image score
   --quiet               no access log
   -h, --help            this help`;
 
@@ -109,6 +112,27 @@ async function loadAll(
   return out;
 }
 
+/** --guard FILE, else <outputs>/guard.json when present; --no-guard: DICOM tags only. */
+async function findGuard(
+  path: string | undefined,
+  off: boolean,
+  log: (s: string) => void,
+): Promise<GuardModel | null> {
+  if (off) return null;
+  const file = path ?? join(outputsDir(), GUARD_FILE);
+  if (!path && !existsSync(file)) {
+    log(`no ${file}: the guard checks DICOM tags only (fit one with \`deno task guard\`)`);
+    return null;
+  }
+  const g = await loadGuard(file);
+  log(
+    `guard ${file}: fitted on ${g.fit.train} images, ${
+      (g.falseAlarms.rate * 100).toFixed(1)
+    }% false alarms on ${g.falseAlarms.n} held-out validation images`,
+  );
+  return g;
+}
+
 export async function main(args: string[]): Promise<number> {
   let values;
   try {
@@ -129,6 +153,8 @@ export async function main(args: string[]): Promise<number> {
         queue: { type: "string" },
         "timeout-ms": { type: "string" },
         threads: { type: "string" },
+        guard: { type: "string" },
+        "no-guard": { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -174,10 +200,18 @@ export async function main(args: string[]): Promise<number> {
     );
     return 1;
   }
+  let guard: GuardModel | null = null;
+  try {
+    guard = await findGuard(values.guard, values["no-guard"] ?? false, log);
+  } catch (e) {
+    console.error(`serve: ${(e as Error).message}`);
+    return 1;
+  }
   const classifiers = loadAll(runs, models, opts.demo, opts.threads, log);
   const server = await startServer({
     classifiers,
     explain: gradCamExplainer,
+    guard,
     hostname: values.host ?? "127.0.0.1",
     port: opts.port,
     limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },

@@ -611,7 +611,10 @@ function toDisplayRgb(values: ArrayLike<number>, t: Tags, photometric: string): 
 }
 
 /** Decodes frame 1 of a DICOM object into display pixels; throws DicomError. */
-export async function decodeDicom(bytes: Uint8Array): Promise<DicomImage> {
+export async function decodeDicom(
+  bytes: Uint8Array,
+  maxPixels = MAX_PIXELS,
+): Promise<DicomImage> {
   const { ds, ts } = parse(bytes);
   const t = readTags(ds, ts);
   const el = ds.elements.x7fe00010 ?? ds.elements.x7fe00008 ?? ds.elements.x7fe00009;

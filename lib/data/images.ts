@@ -79,9 +79,13 @@ export function looksLikeDicom(bytes: Uint8Array, name: string): boolean {
 }
 
 /** Display pixels of a DICOM file, as ImageDecodeError on failure. */
-async function dicomPixels(bytes: Uint8Array, name: string): Promise<DicomImage> {
+async function dicomPixels(
+  bytes: Uint8Array,
+  name: string,
+  maxPixels?: number,
+): Promise<DicomImage> {
   try {
-    return await decodeDicom(bytes);
+    return await decodeDicom(bytes, maxPixels);
   } catch (e) {
     if (e instanceof DicomError) throw new ImageDecodeError(name, e.message, e);
     throw new ImageDecodeError(name, e instanceof Error ? e.message : String(e));
@@ -192,7 +196,7 @@ export async function decodeImage(
   const sha256 = await sha256Hex(bytes);
   const interpolation = opts.interpolation ?? "nearest";
   if (looksLikeDicom(bytes, name)) {
-    const img = await dicomPixels(bytes, name);
+    const img = await dicomPixels(bytes, name, opts.maxPixels);
     const data = await resizeDisplay(img, size, interpolation);
     return {
       data,

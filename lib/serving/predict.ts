@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { IMAGE_SIZE } from "../inference/classifier.ts";
+import { assessInput, type GuardModel, type GuardVerdict } from "../inference/guard.ts";
 import { HttpError, jsonResponse } from "./errors.ts";
 import type { ConcurrencyLimiter } from "./limiter.ts";
 import { type ModelEntry, type ModelRegistry, weightsOf } from "./models.ts";
@@ -27,10 +28,12 @@ export interface PredictDeps {
   /** From a complete upload to the answer, queue wait included -> 504. */
   timeoutMs: number;
   explain?: Explainer;
+  /** The fitted out-of-distribution guard; null checks DICOM tags only. */
+  guard?: GuardModel | null;
   log?: (line: string) => void;
 }
 
-const QUERY_PARAMS = ["model", "explain"];
+const QUERY_PARAMS = ["model", "explain", "force"];
 
 function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString("base64");
@@ -61,6 +64,34 @@ function wantsGradcam(url: URL): boolean {
     );
   }
   return explain === "gradcam";
+}
+
+/** `force=true` asks for probabilities even when the guard flags the image. */
+function wantsForce(url: URL): boolean {
+  const v = url.searchParams.get("force");
+  if (v === null || v === "false" || v === "0") return false;
+  if (v === "" || v === "true" || v === "1") return true;
+  throw new HttpError(
+    400,
+    "bad_parameter",
+    `force must be true or false, got ${JSON.stringify(v)}`,
+  );
+}
+
+/** A model's entry when the guard withholds its answer: no probability, no label. */
+function withheld(m: ModelEntry): Record<string, unknown> {
+  const c = m.classifier;
+  return {
+    model: c.id,
+    net: c.net,
+    displayName: m.displayName,
+    probability: null,
+    label: null,
+    withheld: true,
+    threshold: c.threshold,
+    weights: weightsOf(c),
+    latency_ms: 0,
+  };
 }
 
 async function gradcamOf(
@@ -121,16 +152,20 @@ async function runModel(
 export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Promise<Response> {
   return async (req, url) => {
     const gradcam = wantsGradcam(url);
+    const force = wantsForce(url);
     const selected = deps.registry.select(url.searchParams.get("model"));
     const t0 = performance.now();
     const bytes = await extractImageBytes(req, deps.limits.maxBytes);
     const header = await inspectUpload(bytes, deps.limits);
     return await deps.limiter.run(async (signal) => {
       const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
+      const verdict: GuardVerdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
+      // Never a silent prediction on a foreign image: withheld unless asked for.
+      const withhold = !verdict.ok && !force;
       const results = [];
       for (const m of selected) {
         signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
-        results.push(await runModel(deps, m, img, gradcam));
+        results.push(withhold ? withheld(m) : await runModel(deps, m, img, gradcam));
       }
       return jsonResponse({
         image: {
@@ -141,6 +176,7 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
           sha256: img.sha256,
           ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
         },
+        guard: { ...verdict, withheld: withhold },
         results,
         latency_ms: round(performance.now() - t0, 2),
         notice: NOTICE,

@@ -5,6 +5,7 @@
  */
 import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
+import type { GuardModel } from "../inference/guard.ts";
 import { errorResponse, HttpError, jsonResponse } from "./errors.ts";
 import { ConcurrencyLimiter } from "./limiter.ts";
 import { ModelRegistry } from "./models.ts";
@@ -20,6 +21,8 @@ export interface ServerOptions {
   /** Loaded classifiers, or a promise of them (the server answers /readyz 503 until it settles). */
   classifiers: Classifier[] | Promise<Classifier[]>;
   explain?: Explainer;
+  /** Out-of-distribution guard (lib/inference/guard.ts); absent: DICOM tags are checked only. */
+  guard?: GuardModel | null;
   limits?: Partial<UploadLimits>;
   /** Predictions running at once (default 2, the CPU count here). */
   maxConcurrent?: number;
@@ -53,6 +56,17 @@ function readiness(registry: ModelRegistry, limiter: ConcurrencyLimiter): Respon
   return jsonResponse({ ...state, active: limiter.active, queued: limiter.queued });
 }
 
+/** What /v1/models says about the guard: fitted or tags only, and its measured false alarms. */
+function guardSummary(g: GuardModel | null | undefined) {
+  if (!g) return { fitted: false, checks: ["dicom tags"] };
+  return {
+    fitted: true,
+    checks: ["dicom tags", "image score"],
+    trainImages: g.fit.train,
+    falseAlarms: g.falseAlarms,
+  };
+}
+
 /** Every path the server answers; /openapi.json describes the same set. */
 function routeTable(opts: ServerOptions, registry: ModelRegistry, limiter: ConcurrencyLimiter) {
   const serveStatic = staticFiles(opts.staticDir ?? DEFAULT_STATIC_DIR);
@@ -60,7 +74,9 @@ function routeTable(opts: ServerOptions, registry: ModelRegistry, limiter: Concu
     "/openapi.json": get(() => jsonResponse(openApiDocument())),
     "/healthz": get(() => jsonResponse({ status: "ok" })),
     "/readyz": get(() => readiness(registry, limiter)),
-    "/v1/models": get(() => jsonResponse({ models: registry.describe(), notice: NOTICE })),
+    "/v1/models": get(() =>
+      jsonResponse({ models: registry.describe(), guard: guardSummary(opts.guard), notice: NOTICE })
+    ),
     "/v1/predict": {
       methods: ["POST"],
       handle: predictRoute({
@@ -69,6 +85,7 @@ function routeTable(opts: ServerOptions, registry: ModelRegistry, limiter: Concu
         limits: { ...DEFAULT_LIMITS, ...opts.limits },
         timeoutMs: opts.timeoutMs ?? 30_000,
         explain: opts.explain,
+        guard: opts.guard ?? null,
         log: opts.log,
       }),
     },

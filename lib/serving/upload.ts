@@ -166,7 +166,7 @@ async function decodeDicomUpload(
 ): Promise<DecodedImage> {
   let decoded: DecodedImage;
   try {
-    decoded = await decodeImage(bytes, size, { name: "upload.dcm" });
+    decoded = await decodeImage(bytes, size, { name: "upload.dcm", maxPixels: limits.maxPixels });
   } catch (e) {
     if (e instanceof ImageDecodeError && e.dicom) {
       const [status, code] = DICOM_STATUS[e.dicom.code];
