@@ -6,7 +6,7 @@
  */
 import { initBackend, tf } from "../lib/tf/backend.ts";
 import { getNetSpec, NET_INFO, NET_NAMES } from "../lib/models/registry.ts";
-import { cutAt, inferShapes } from "../lib/models/graph.ts";
+import { cutAt, inferShapes, knownShape } from "../lib/models/graph.ts";
 import { buildTfModel } from "../lib/models/tfjs.ts";
 import { arraySource, Learner } from "../lib/training/learner.ts";
 import { HeadModel } from "../lib/training/model.ts";
@@ -47,7 +47,7 @@ for (const net of NET_NAMES) {
   const from = cfg.phase2?.unfreezeFrom ?? NET_INFO[net].defaultUnfreezeFrom;
   if (from) {
     const cut = cutAt(base, from);
-    const inShapes = cut.frontier.map((f) => shapes.get(f)!);
+    const inShapes = cut.frontier.map((f) => knownShape(shapes.get(f)!, f));
     const steps = 3;
     const n = BATCH * steps;
     const data = inShapes.map((s) =>

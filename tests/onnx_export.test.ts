@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { exportOnnx, layerShapes, samePads } from "../lib/onnx/export.ts";
+import { exportOnnx } from "../lib/onnx/export.ts";
+import { inferShapes, samePads } from "../lib/models/graph.ts";
 import { openSession } from "../lib/onnx/session.ts";
 import { referenceForward } from "../lib/onnx/reference.ts";
 import { tinySpec } from "../lib/onnx/tiny.ts";
@@ -44,8 +45,8 @@ Deno.test("samePads puts the extra pixel bottom/right like TensorFlow", () => {
   assert.deepEqual(samePads(5, 1, 1), [0, 0]);
 });
 
-Deno.test("layerShapes follows Keras shapes on the tiny net", () => {
-  const s = layerShapes(tinySpec());
+Deno.test("inferShapes follows Keras shapes on the tiny net", () => {
+  const s = inferShapes(tinySpec());
   assert.deepEqual(s.get("c1"), [9, 8, 8]);
   assert.deepEqual(s.get("zp"), [10, 9, 8]);
   assert.deepEqual(s.get("mp"), [5, 5, 8]);

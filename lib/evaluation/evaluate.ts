@@ -24,6 +24,7 @@ import {
 } from "../charts/specs.ts";
 import { writeChart } from "../charts/render.ts";
 import { exists, readJson } from "../util/fs.ts";
+import { displayName } from "../models/registry.ts";
 
 /** Re-exported: reporting and notebooks read run files through it. */
 export { readJson };
@@ -107,18 +108,6 @@ export interface EvaluateOptions {
   seed?: number;
   /** Render charts (default true). */
   charts?: boolean;
-}
-
-const DISPLAY: Record<string, string> = {
-  vgg16: "VGG16",
-  resnet50: "ResNet50",
-  densenet121: "DenseNet121",
-  ensemble: "Ensemble",
-};
-
-/** "VGG16" etc. for a net name, or the name itself. */
-export function displayName(net: string | null | undefined): string {
-  return net ? DISPLAY[net.toLowerCase()] ?? net : "model";
 }
 
 /** Load and validate a predictions file; errors name the file and the bad field. */

@@ -7,12 +7,13 @@
 import { readFile } from "node:fs/promises";
 import type { NetName, NetSpec, NetWeights } from "../models/spec.ts";
 import { getNetSpec } from "../models/registry.ts";
+import { inferShapes, knownShape } from "../models/graph.ts";
 import { withHead } from "../models/head.ts";
 import type { ImageItem } from "../data/dataset.ts";
 import { sha256Hex } from "../data/images.ts";
 import { loadBatches } from "../data/loader.ts";
 import { loadBatchesInWorker } from "./decode_worker.ts";
-import { exportOnnx, IMAGE_INPUT, layerShapes } from "../onnx/export.ts";
+import { exportOnnx, IMAGE_INPUT } from "../onnx/export.ts";
 import { openSession } from "../onnx/session.ts";
 import { Progress } from "../util/progress.ts";
 import type { IntensityMode } from "../data/intensity.ts";
@@ -115,12 +116,11 @@ export async function extractFeatures<T extends { path: string }>(
   const start = performance.now();
   if (req.outputs.length === 0) throw new Error("extractFeatures: no output layers given");
   const spec = req.spec ?? featureSpec(req.net, req.outputs);
-  const allShapes = layerShapes(spec);
+  const allShapes = inferShapes(spec);
   const shapes = req.outputs.map((o) => {
     const s = allShapes.get(o);
     if (!s) throw new Error(`extractFeatures: ${spec.name} has no layer named "${o}"`);
-    if (s.some((d) => d === null)) throw new Error(`extractFeatures: "${o}" has unknown size`);
-    return s as number[];
+    return knownShape(s, `extractFeatures: "${o}"`);
   });
   const input = spec.layers.find((l) => l.kind === "InputLayer");
   if (!input || input.kind !== "InputLayer") throw new Error(`${spec.name}: no InputLayer`);

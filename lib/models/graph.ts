@@ -2,21 +2,41 @@
  * Graph operations on NetSpecs: output shapes, sub-networks between named layers, and the
  * frozen/trainable split Keras makes when layers from one name on are unfrozen.
  */
-import type { InputSpec, LayerSpec, NetSpec } from "./spec.ts";
+import type { InputSpec, LayerSpec, NetSpec, Padding } from "./spec.ts";
 
 /** A NetSpec with several outputs (e.g. the frontier of a cut); `output` is `outputs[0]`. */
 export type MultiOutputSpec = NetSpec & { outputs: string[] };
 
-function convOut(size: number, kernel: number, stride: number, padding: string): number {
-  if (size < 0) return -1;
+/** A layer's output shape without the batch dimension, NHWC when spatial; null = unknown size. */
+export type Shape = (number | null)[];
+
+/** Compile-time exhaustiveness: a layer kind (or mode) no `switch` handles fails to type-check. */
+export function assertNever(x: never, what = "value"): never {
+  throw new Error(`unhandled ${what}: ${JSON.stringify(x)}`);
+}
+
+/** Output size of a conv/pool along one dim, TensorFlow's rule for "same" and "valid". */
+export function convOut(size: number | null, kernel: number, stride: number, padding: Padding) {
+  if (size === null) return null;
   return padding === "same" ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
 }
 
-function layerShape(layer: LayerSpec, ins: number[][]): number[] {
+/** TF "same" padding for one spatial dim: [before, after], the extra pixel after. */
+export function samePads(size: number, kernel: number, stride: number): [number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + kernel - size, 0);
+  const before = Math.floor(total / 2);
+  return [before, total - before];
+}
+
+const plus = (a: number | null, b: number | null) => (a === null || b === null ? null : a + b);
+const times = (a: number | null, b: number | null) => (a === null || b === null ? null : a * b);
+
+function layerShape(layer: LayerSpec, ins: Shape[]): Shape {
   const x = ins[0];
   switch (layer.kind) {
     case "InputLayer":
-      return layer.shape.map((d) => d ?? -1);
+      return [...layer.shape];
     case "Conv2D":
       return [
         convOut(x[0], layer.kernelSize[0], layer.strides[0], layer.padding),
@@ -32,7 +52,7 @@ function layerShape(layer: LayerSpec, ins: number[][]): number[] {
       ];
     case "ZeroPadding2D": {
       const [[t, b], [l, r]] = layer.padding;
-      return [x[0] < 0 ? -1 : x[0] + t + b, x[1] < 0 ? -1 : x[1] + l + r, x[2]];
+      return [plus(x[0], t + b), plus(x[1], l + r), x[2]];
     }
     case "Add":
       for (const s of ins) {
@@ -44,24 +64,26 @@ function layerShape(layer: LayerSpec, ins: number[][]): number[] {
       }
       return [...x];
     case "Concatenate":
-      return [...x.slice(0, -1), ins.reduce((n, s) => n + s[s.length - 1], 0)];
+      return [...x.slice(0, -1), ins.map((s) => s[s.length - 1]).reduce<number | null>(plus, 0)];
     case "GlobalAveragePooling2D":
     case "GlobalMaxPooling2D":
       return [x[x.length - 1]];
     case "Flatten":
-      return [x.reduce((a, b) => a * b, 1)];
+      return [x.reduce(times, 1)];
     case "Dense":
       return [...x.slice(0, -1), layer.units];
     case "BatchNormalization":
     case "Activation":
     case "Dropout":
       return [...x];
+    default:
+      return assertNever(layer, "layer kind");
   }
 }
 
-/** Output shape of every layer, without the batch dimension (e.g. [7, 7, 512]); -1 = unknown. */
-export function inferShapes(spec: NetSpec): Map<string, number[]> {
-  const shapes = new Map<string, number[]>();
+/** Output shape of every layer, without the batch dimension (e.g. [7, 7, 512]). */
+export function inferShapes(spec: NetSpec): Map<string, Shape> {
+  const shapes = new Map<string, Shape>();
   for (const layer of spec.layers) {
     const ins = layer.inputs.map((i) => {
       const s = shapes.get(i);
@@ -73,6 +95,12 @@ export function inferShapes(spec: NetSpec): Map<string, number[]> {
     shapes.set(layer.name, layerShape(layer, ins));
   }
   return shapes;
+}
+
+/** The shape as plain numbers; throws naming `what` when a size is unknown. */
+export function knownShape(shape: Shape, what: string): number[] {
+  if (shape.some((d) => d === null)) throw new Error(`${what} has unknown size [${shape}]`);
+  return shape as number[];
 }
 
 /** Layer by name (clear error naming the net and the layer when missing). */
@@ -125,7 +153,7 @@ export function subgraph(spec: NetSpec, inputs: string[], outputs: string[]): Mu
     kind: "InputLayer",
     name,
     inputs: [],
-    shape: shapes.get(name)!.map((d) => (d < 0 ? null : d)) as InputSpec["shape"],
+    shape: [...shapes.get(name)!],
   }));
   const rest = spec.layers.filter((l) => needed.has(l.name) && !inputSet.has(l.name));
   return {

@@ -30,6 +30,17 @@ export const NET_INFO: Record<NetName, NetInfo> = {
   },
 };
 
+/** "VGG16" etc. for a net name in any case, the name itself when unknown, "model" when absent. */
+export function displayName(net: string | null | undefined): string {
+  if (!net) return "model";
+  const key = net.toLowerCase();
+  if (key in NET_INFO) return NET_INFO[key as NetName].displayName;
+  return OTHER_DISPLAY_NAMES[key] ?? net;
+}
+
+/** Models that are not one net (lib/ensemble/: an ensemble of runs). */
+const OTHER_DISPLAY_NAMES: Record<string, string> = { ensemble: "Ensemble" };
+
 const BUILDERS: Record<NetName, (opts?: { includeTop?: boolean }) => NetSpec> = {
   vgg16,
   resnet50,

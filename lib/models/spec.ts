@@ -103,6 +103,14 @@ export type LayerSpec =
   | DropoutSpec
   | DenseSpec;
 
+/** Every layer kind a NetSpec may use; `switch`es and emitter tables over it are exhaustive. */
+export type LayerKind = LayerSpec["kind"];
+
+/** The spec type of a layer kind, e.g. `LayerOf<"MaxPooling2D">` is Pooling2DSpec. */
+export type LayerOf<K extends LayerKind> = LayerSpec extends infer L
+  ? L extends { kind: infer LK } ? K extends LK ? L : never : never
+  : never;
+
 export type NetName = "vgg16" | "resnet50" | "densenet121";
 
 /** A whole network (or a classifier: base + head) as Keras would build it. */

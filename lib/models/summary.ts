@@ -43,7 +43,7 @@ export function summarize(spec: NetSpec, trainableFrom?: string | null): Summary
     return {
       layer: layer.name,
       kind: layer.kind,
-      outputShape: [null, ...shapes.get(layer.name)!.map((d) => (d < 0 ? null : d))],
+      outputShape: [null, ...shapes.get(layer.name)!],
       params,
       trainable: isTrainable,
       inputs: [...layer.inputs],

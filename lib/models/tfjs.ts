@@ -3,7 +3,8 @@
  * "same" padding) and moves weights between Keras layout (NetWeights) and tfjs layers.
  */
 import { tf } from "../tf/backend.ts";
-import { inferShapes, outputsOf, trainableLayers } from "./graph.ts";
+import { assertNever, inferShapes, outputsOf, trainableLayers } from "./graph.ts";
+import { weightKindsOf } from "./layout.ts";
 import type { LayerSpec, NetSpec, NetWeights, WeightKind, WeightTensor } from "./spec.ts";
 import { fnv1a32 } from "./weights/formula.ts";
 
@@ -16,19 +17,6 @@ export interface BuildOptions {
   trainableFrom?: string | null;
   /** Seed of Keras' default initialisers for weights not given (deterministic per layer). */
   seed?: number;
-}
-
-/** Keras weight kinds of a layer class, in tfjs' `layer.weights` order (= Keras order). */
-export function weightKindsOf(layer: LayerSpec): WeightKind[] {
-  switch (layer.kind) {
-    case "Conv2D":
-    case "Dense":
-      return layer.useBias ? ["kernel", "bias"] : ["kernel"];
-    case "BatchNormalization":
-      return ["gamma", "beta", "moving_mean", "moving_variance"];
-    default:
-      return [];
-  }
 }
 
 function kernelInit(seed: number | undefined, name: string) {
@@ -98,6 +86,8 @@ function makeLayer(spec: LayerSpec, seed: number | undefined) {
       });
     case "InputLayer":
       throw new Error(`input layer "${name}" is built with tf.input`);
+    default:
+      return assertNever(spec, "layer kind");
   }
 }
 
@@ -120,7 +110,7 @@ export function buildTfModel(
   const built: { spec: LayerSpec; layer: tf.layers.Layer }[] = [];
   for (const ls of spec.layers) {
     if (ls.kind === "InputLayer") {
-      const shape = shapes.get(ls.name)!.map((d) => (d < 0 ? null : d));
+      const shape = shapes.get(ls.name)!;
       const t = tf.input({ shape, name: ls.name });
       inputs.push(t);
       tensors.set(ls.name, t);

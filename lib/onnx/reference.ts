@@ -1,10 +1,12 @@
 /**
  * A naive float64 NHWC forward pass of a NetSpec with Keras semantics, written directly from
  * the Keras layer definitions. Slow: it exists so the ONNX exporter can be checked against an
- * implementation that shares none of its code (tests use tiny nets).
+ * implementation that shares none of its code (tests use tiny nets): it imports the NetSpec
+ * types and the never-check only, and writes TensorFlow's padding rule from TensorFlow's documentation rather than reusing
+ * the exporter's.
  */
-import type { LayerSpec, NetSpec, NetWeights, Padding } from "../models/spec.ts";
-import { samePads } from "./export.ts";
+import { assertNever } from "../models/graph.ts";
+import type { ActivationName, LayerSpec, NetSpec, NetWeights, Padding } from "../models/spec.ts";
 
 /** One NHWC tensor of a single image (no batch dim) or a flat vector. */
 export interface RefTensor {
@@ -12,20 +14,30 @@ export interface RefTensor {
   data: Float64Array;
 }
 
-function act(v: Float64Array, a: string): Float64Array {
-  if (a === "linear") return v;
-  if (a === "relu") return v.map((x) => Math.max(0, x));
-  if (a === "sigmoid") return v.map((x) => 1 / (1 + Math.exp(-x)));
-  if (a === "softmax") {
-    throw new Error("reference: softmax is only used on flat outputs here");
+function act(v: Float64Array, a: ActivationName): Float64Array {
+  switch (a) {
+    case "linear":
+      return v;
+    case "relu":
+      return v.map((x) => Math.max(0, x));
+    case "sigmoid":
+      return v.map((x) => 1 / (1 + Math.exp(-x)));
+    case "softmax":
+      throw new Error("reference: softmax is only used on flat outputs here");
+    default:
+      return assertNever(a, "activation");
   }
-  throw new Error(`reference: activation ${a}`);
 }
 
+/**
+ * [pad before, pad after, output size] along one dim. TensorFlow's documented "same" rule:
+ * pad_along = max(k - s, 0) when size % s == 0, else max(k - size % s, 0); the odd pixel after.
+ */
 function pads(size: number, k: number, s: number, p: Padding): [number, number, number] {
   if (p === "valid") return [0, 0, Math.floor((size - k) / s) + 1];
-  const [a, b] = samePads(size, k, s);
-  return [a, b, Math.ceil(size / s)];
+  const along = size % s === 0 ? Math.max(k - s, 0) : Math.max(k - (size % s), 0);
+  const before = Math.floor(along / 2);
+  return [before, along - before, Math.ceil(size / s)];
 }
 
 /** Run `spec` on one image (NHWC without batch) and return every layer's output. */
@@ -195,6 +207,8 @@ export function referenceForward(
         } else y = { shape: [l.units], data: act(o, l.activation) };
         break;
       }
+      default:
+        return assertNever(l, "layer kind");
     }
     out.set(l.name, y);
   }

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { join, relative } from "node:path";
 import {
-  displayName,
   evaluateRun,
   type Evaluation,
   listPredictionFiles,
@@ -18,6 +17,7 @@ import {
   type WilsonMetric,
 } from "../evaluation/evaluate.ts";
 import { wilsonInterval } from "../evaluation/bootstrap.ts";
+import { displayName } from "../models/registry.ts";
 import { comparisonChart, type ComparisonRow } from "../charts/specs.ts";
 import { renderSvg, svgToPng } from "../charts/render.ts";
 import { type Block, type Figure, toHtml, toMarkdown } from "./document.ts";

@@ -3,14 +3,8 @@
  * once and says "loading" until they settle), chosen per request by id or net name.
  */
 import type { Classifier } from "../inference/classifier.ts";
+import { displayName } from "../models/registry.ts";
 import { HttpError } from "./errors.ts";
-
-const DISPLAY_NAMES: Record<string, string> = {
-  vgg16: "VGG16",
-  resnet50: "ResNet50",
-  densenet121: "DenseNet121",
-  ensemble: "Ensemble",
-};
 
 export interface ModelEntry {
   classifier: Classifier;
@@ -40,7 +34,7 @@ export class ModelRegistry {
       (list) => {
         this.#models = list.map((c) => ({
           classifier: c,
-          displayName: DISPLAY_NAMES[c.net] ?? c.net,
+          displayName: displayName(c.net),
         }));
         this.#loaded = true;
       },
