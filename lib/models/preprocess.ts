@@ -42,8 +42,10 @@ export function preprocessInput(rgb: Float32Array, mode: PreprocessingMode): Flo
       return preprocessCaffe(rgb);
     case "torch":
       return preprocessTorch(rgb);
-    default:
-      throw new Error(`unknown preprocessing mode "${mode}" (expected caffe or torch)`);
+    default: {
+      const unknown: never = mode; // a new mode fails to compile here
+      throw new Error(`unknown preprocessing mode "${unknown}" (expected caffe or torch)`);
+    }
   }
 }
 

@@ -53,8 +53,10 @@ export function formulaTensor(layer: string, kind: WeightKind, shape: number[]):
     case "moving_variance":
       value = (u) => 1 + 0.5 * u;
       break;
-    default:
-      throw new Error(`formula weights: unknown weight kind "${kind}" of layer ${layer}`);
+    default: {
+      const unknown: never = kind; // a new weight kind fails to compile here
+      throw new Error(`formula weights: unknown weight kind "${unknown}" of layer ${layer}`);
+    }
   }
   for (let i = 0; i < size; i++) data[i] = value(formulaUniform(i, seed));
   return { shape: [...shape], data };

@@ -61,10 +61,12 @@ export function kerasInitWeights(layout: WeightLayout, seed = 42): NetWeights {
         case "moving_variance":
           tensors[w.kind] = constantTensor(w.shape, 1);
           break;
-        default:
+        default: {
+          const unknown: never = w.kind; // a new weight kind fails to compile here
           throw new Error(
-            `kerasInitWeights: unknown weight kind "${w.kind}" of layer ${entry.layer}`,
+            `kerasInitWeights: unknown weight kind "${unknown}" of layer ${entry.layer}`,
           );
+        }
       }
     }
     weights.set(entry.layer, tensors);
