@@ -13,69 +13,96 @@ const hasData = (() => {
   }
 })();
 
-Deno.test({
-  name: "a killed run resumes at the next epoch and ends exactly like an uninterrupted one",
-  ignore: !hasData,
-  sanitizeResources: false,
-  sanitizeOps: false,
-  fn: async () => {
-    const tmp = await Deno.makeTempDir({ prefix: "cxr-train-resume-" });
-    try {
-      // 40 DenseNet121 images: 3 head epochs, then 2 fine-tuning epochs of the last layer.
-      const config = resolveConfig({
-        net: "densenet121",
-        weights: "formula",
-        profile: "quick",
-        subset: { train: 40, val: 20 },
-        dataRoot: DATA,
-        mlflow: false,
-        batchSize: 16,
-        phase1: { epochs: 3 },
-        phase2: { epochs: 2 },
-        earlyStopping: { patience: 0 },
-      });
-      const common = {
-        tracker: null,
-        progress: false,
-        cacheRoot: join(tmp, "cache"),
-        skipEvaluation: true,
-        skipExport: true,
-      };
-      const whole = await trainRun(config, { ...common, runsRoot: join(tmp, "a") });
-      assert.equal(whole.history.length, 5);
-      assert.deepEqual(whole.history.map((r) => r.phase), [1, 1, 1, 2, 2]);
+for (const augmentViews of [0, 2]) {
+  Deno.test({
+    name: `a killed run resumes at the next epoch and ends exactly like an uninterrupted one${
+      augmentViews ? ` (${augmentViews} augmented views per image)` : ""
+    }`,
+    ignore: !hasData,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const tmp = await Deno.makeTempDir({ prefix: "cxr-train-resume-" });
+      try {
+        // 40 DenseNet121 images: 3 head epochs, then 2 fine-tuning epochs of the last layer.
+        const config = resolveConfig({
+          net: "densenet121",
+          weights: "formula",
+          profile: "quick",
+          subset: { train: 40, val: 20 },
+          dataRoot: DATA,
+          mlflow: false,
+          batchSize: 16,
+          phase1: { epochs: 3 },
+          phase2: { epochs: 2 },
+          earlyStopping: { patience: 0 },
+          augmentViews,
+        });
+        const common = {
+          tracker: null,
+          progress: false,
+          cacheRoot: join(tmp, "cache"),
+          skipEvaluation: true,
+          skipExport: true,
+        };
+        const whole = await trainRun(config, { ...common, runsRoot: join(tmp, "a") });
+        assert.equal(whole.history.length, 5);
+        assert.deepEqual(whole.history.map((r) => r.phase), [1, 1, 1, 2, 2]);
 
-      // Killed after epoch 2 (phase 1), then after epoch 4 (phase 2), then finished.
-      const epochsSeen: number[] = [];
-      const runsRoot = join(tmp, "b");
-      for (const abortAfterEpoch of [2, 4]) {
-        await assert.rejects(
-          trainRun(config, {
+        // Killed after epoch 2 (phase 1), then after epoch 4 (phase 2), then finished.
+        const epochsSeen: number[] = [];
+        const runsRoot = join(tmp, "b");
+        for (const abortAfterEpoch of [2, 4]) {
+          await assert.rejects(
+            trainRun(config, {
+              ...common,
+              runsRoot,
+              abortAfterEpoch,
+              onEpoch: (r) => void epochsSeen.push(r.epoch),
+            }),
+            TrainingAborted,
+          );
+        }
+        const resumed = await trainRun(config, {
+          ...common,
+          runsRoot,
+          onEpoch: (r) => void epochsSeen.push(r.epoch),
+        });
+        assert.deepEqual(epochsSeen, [1, 2, 3, 4, 5], "each epoch trained exactly once");
+        const strip = (h: typeof whole.history) => h.map(({ seconds: _s, ...r }) => r);
+        assert.deepEqual(strip(resumed.history), strip(whole.history));
+        const bin = (dir: string) => Deno.readFile(join(dir, "model", "trained.bin"));
+        assert.deepEqual(await bin(resumed.runDir), await bin(whole.runDir));
+        const status = JSON.parse(await Deno.readTextFile(join(resumed.runDir, "run.json")));
+        assert.equal(status.status, "finished");
+        // Finished runs are skipped.
+        const again = await trainRun(config, { ...common, runsRoot });
+        assert.equal(again.skipped, true);
+        if (augmentViews) {
+          // Every view went through the frozen base once: 40 train images x (1 + K) + 20 val.
+          let entries = 0;
+          for await (const e of walkBins(join(tmp, "cache"))) entries += e;
+          assert.equal(entries, 40 * (1 + augmentViews) + 20);
+          // ...and training saw them: not the run without augmentation.
+          const plain = await trainRun({ ...config, augmentViews: 0 }, {
             ...common,
-            runsRoot,
-            abortAfterEpoch,
-            onEpoch: (r) => void epochsSeen.push(r.epoch),
-          }),
-          TrainingAborted,
-        );
+            runsRoot: join(tmp, "c"),
+          });
+          assert.notDeepEqual(await bin(plain.runDir), await bin(whole.runDir));
+        }
+      } finally {
+        await Deno.remove(tmp, { recursive: true });
       }
-      const resumed = await trainRun(config, {
-        ...common,
-        runsRoot,
-        onEpoch: (r) => void epochsSeen.push(r.epoch),
-      });
-      assert.deepEqual(epochsSeen, [1, 2, 3, 4, 5], "each epoch trained exactly once");
-      const strip = (h: typeof whole.history) => h.map(({ seconds: _s, ...r }) => r);
-      assert.deepEqual(strip(resumed.history), strip(whole.history));
-      const bin = (dir: string) => Deno.readFile(join(dir, "model", "trained.bin"));
-      assert.deepEqual(await bin(resumed.runDir), await bin(whole.runDir));
-      const status = JSON.parse(await Deno.readTextFile(join(resumed.runDir, "run.json")));
-      assert.equal(status.status, "finished");
-      // Finished runs are skipped.
-      const again = await trainRun(config, { ...common, runsRoot });
-      assert.equal(again.skipped, true);
-    } finally {
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
-});
+    },
+  });
+}
+
+/** Counts cache entry files (*.bin) under `dir`, folder by folder. */
+async function* walkBins(dir: string): AsyncGenerator<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory) yield* walkBins(join(dir, e.name));
+    else if (e.name.endsWith(".bin")) n++;
+  }
+  yield n;
+}

@@ -125,6 +125,8 @@ function cells(t: NetText): Cell[] {
         '  weights: "imagenet", // "imagenet" | "formula" | "none" | "path/to/weights.h5"\n' +
         '  mlflow: "", // "" (outputs/mlruns) | "http://127.0.0.1:5000" | "off"\n' +
         '  protocol: "patient", // "patient" (honest) | "seed" (the original swap of val/test)\n' +
+        '  intensity: "off", // "off" | "equalize" | "clahe": normalisation, also when served\n' +
+        "  augmentViews: 0, // K augmented views per training image, cached (0: none)\n" +
         "});\n" +
         "await cxr.show(cxr.settingsView(settings));",
     ),

@@ -6,6 +6,13 @@
 import { Progress } from "../util/progress.ts";
 import { decodeImage, type Interpolation } from "./images.ts";
 import { type IntensityMode, normalizeIntensity } from "./intensity.ts";
+import { applyShifts, type Shift } from "./shifts.ts";
+
+/** An image to load; `shifts` (an augmented view, lib/features/views.ts) apply after decoding. */
+export interface Loadable {
+  path: string;
+  shifts?: readonly Shift[];
+}
 
 export interface LoadOptions {
   batchSize: number;
@@ -47,7 +54,10 @@ async function decodeBatch<T extends { path: string }>(
       const i = next++;
       try {
         const img = await decodeImage(chunk[i].path, size, { interpolation: opts.interpolation });
-        const data = await normalizeIntensity(img.data, size, opts.intensity ?? "off");
+        // Augmentation first (it stands for another acquisition), then the run's normalisation.
+        const shifts = (chunk[i] as Loadable).shifts;
+        const pixels = shifts?.length ? await applyShifts(img.data, shifts) : img.data;
+        const data = await normalizeIntensity(pixels, size, opts.intensity ?? "off");
         results[i] = { data, sha256: img.sha256 };
       } catch (e) {
         results[i] = { error: e instanceof Error ? e.message : String(e) };

@@ -7,6 +7,7 @@
  */
 import type { Batch } from "../data/loader.ts";
 import type { IntensityMode } from "../data/intensity.ts";
+import type { Shift } from "../data/shifts.ts";
 
 interface Job {
   kind: "job";
@@ -14,6 +15,8 @@ interface Job {
   batchSize: number;
   size: number;
   intensity: IntensityMode;
+  /** Per path, the augmentation of its view (null: the image itself). */
+  shifts: (readonly Shift[] | null)[];
 }
 interface Credit {
   kind: "credit";
@@ -31,7 +34,9 @@ interface DoneMessage {
 }
 
 /** Batches of `items` decoded in a worker (same shape as loadBatches' batches). */
-export async function* loadBatchesInWorker<T extends { path: string }>(
+export async function* loadBatchesInWorker<
+  T extends { path: string; shifts?: readonly Shift[] },
+>(
   items: readonly T[],
   opts: { batchSize: number; size?: number; ahead?: number; intensity?: IntensityMode },
 ): AsyncGenerator<Batch<T>> {
@@ -53,6 +58,7 @@ export async function* loadBatchesInWorker<T extends { path: string }>(
     const job: Job = {
       kind: "job",
       paths: items.map((i) => i.path),
+      shifts: items.map((i) => i.shifts ?? null),
       batchSize: opts.batchSize,
       size: opts.size ?? 224,
       intensity: opts.intensity ?? "off",
@@ -95,7 +101,11 @@ if (typeof self_.WorkerGlobalScope !== "undefined" && self_ instanceof self_.Wor
     const job = e.data;
     try {
       const { loadBatches } = await import("../data/loader.ts");
-      const indexed = job.paths.map((path, index) => ({ path, index }));
+      const indexed = job.paths.map((path, index) => ({
+        path,
+        index,
+        ...(job.shifts[index] ? { shifts: job.shifts[index]! } : {}),
+      }));
       for await (
         const b of loadBatches(indexed, {
           batchSize: job.batchSize,

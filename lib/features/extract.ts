@@ -17,6 +17,8 @@ import { exportOnnx, IMAGE_INPUT } from "../onnx/export.ts";
 import { openSession } from "../onnx/session.ts";
 import { Progress } from "../util/progress.ts";
 import type { IntensityMode } from "../data/intensity.ts";
+import type { Shift } from "../data/shifts.ts";
+import { entryKey } from "./views.ts";
 import { FeatureCache, sha256Text } from "./cache.ts";
 
 /** The pooled-features layer (GlobalAveragePooling2D of the head, see head.ts). */
@@ -28,7 +30,18 @@ export interface FeatureWeights {
   md5: string;
 }
 
-export interface FeatureRequest<T extends { path: string } = ImageItem> {
+/**
+ * What can be extracted: an image file, optionally an augmented view of it (lib/features/
+ * views.ts: its transforms apply after decoding and its cache entry has its own key).
+ */
+export interface FeatureItem {
+  path: string;
+  view?: number;
+  seed?: number;
+  shifts?: readonly Shift[];
+}
+
+export interface FeatureRequest<T extends FeatureItem = ImageItem> {
   net: NetName;
   weights: FeatureWeights;
   /** Layer names whose outputs to compute (frontier of a cut, or "head_pool" for pooled). */
@@ -69,7 +82,7 @@ export interface FeatureStats<T> {
   computedPerSec: number;
 }
 
-export interface FeatureSet<T extends { path: string } = ImageItem> {
+export interface FeatureSet<T extends FeatureItem = ImageItem> {
   outputs: string[];
   /** Per output, its shape without batch (NHWC or flat). */
   shapes: number[][];
@@ -77,6 +90,8 @@ export interface FeatureSet<T extends { path: string } = ImageItem> {
   items: T[];
   /** sha256 of each item's file, aligned with `items`. */
   sha256: string[];
+  /** Cache entry name of each item (the file sha256, or a view's own key), aligned with `items`. */
+  entryKeys: string[];
   /** Where the entries live. */
   cacheDir: string;
   /** Features of item i for output o (read from the cache). */
@@ -110,7 +125,7 @@ async function mapLimit<A, B>(
 }
 
 /** Computes (or reads from the cache) the activations of `req.outputs` for `req.items`. */
-export async function extractFeatures<T extends { path: string }>(
+export async function extractFeatures<T extends FeatureItem>(
   req: FeatureRequest<T>,
 ): Promise<FeatureSet<T>> {
   const start = performance.now();
@@ -152,14 +167,15 @@ export async function extractFeatures<T extends { path: string }>(
       return null;
     }
   });
-  const misses: { path: string; index: number }[] = [];
+  const misses: { path: string; index: number; shifts?: readonly Shift[] }[] = [];
+  const keys = sha.map((s, i) => s === null ? null : entryKey(s, req.items[i]));
   let hits = 0;
   req.items.forEach((item, index) => {
-    const s = sha[index];
-    if (s === null) return;
-    const entry = cache.read(s, { onCorrupt: () => corrupt++ });
+    const key = keys[index];
+    if (key === null) return;
+    const entry = cache.read(key, { onCorrupt: () => corrupt++ });
     if (entry) hits++;
-    else misses.push({ path: item.path, index });
+    else misses.push({ path: item.path, index, ...(item.shifts ? { shifts: item.shifts } : {}) });
   });
 
   // Pass 2: compute the misses.
@@ -209,7 +225,8 @@ export async function extractFeatures<T extends { path: string }>(
               off += size;
             });
             sha[index] = batch.sha256[k]; // the bytes actually decoded
-            return cache.write(sha[index]!, features);
+            keys[index] = entryKey(sha[index]!, req.items[index]);
+            return cache.write(keys[index]!, features);
           }));
           computed += n;
         }
@@ -231,10 +248,12 @@ export async function extractFeatures<T extends { path: string }>(
   const failedSet = new Set(failed.map((f) => f.item));
   const items: T[] = [];
   const itemSha: string[] = [];
+  const itemKeys: string[] = [];
   req.items.forEach((item, i) => {
     if (!failedSet.has(item) && sha[i] !== null) {
       items.push(item);
       itemSha.push(sha[i]!);
+      itemKeys.push(keys[i]!);
     }
   });
   const seconds = (performance.now() - start) / 1000;
@@ -245,7 +264,7 @@ export async function extractFeatures<T extends { path: string }>(
     if (last?.i === i) return last.data;
     if (i < 0 || i >= items.length) throw new RangeError(`feature index ${i} out of range`);
     let why = "missing";
-    const data = cache.read(itemSha[i], { verify: false, onCorrupt: (w) => (why = w) });
+    const data = cache.read(itemKeys[i], { verify: false, onCorrupt: (w) => (why = w) });
     if (!data) throw new Error(`feature cache entry for ${items[i].path} vanished: ${why}`);
     last = { i, data };
     return data;
@@ -256,6 +275,7 @@ export async function extractFeatures<T extends { path: string }>(
     shapes,
     items,
     sha256: itemSha,
+    entryKeys: itemKeys,
     cacheDir: cache.dir,
     get,
     batch(indices, o) {

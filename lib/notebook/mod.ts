@@ -37,6 +37,8 @@ export function trainingConfig(
     protocol: s.protocol,
     dataRoot: s.data,
     mlflow: s.mlflow !== "off",
+    intensity: s.intensity,
+    augmentViews: s.augmentViews,
     ...overrides,
   }, s.profile);
 }
@@ -65,6 +67,8 @@ export function configView(c: TrainConfig): Displayable {
       `${c.earlyStopping.monitor}, patience ${c.earlyStopping.patience}` +
       (c.earlyStopping.restoreBest ? ", best epoch restored" : ""),
     ],
+    ["intensity normalisation", c.intensity],
+    ["augmentation", c.augmentViews ? `${c.augmentViews} cached views per image` : "none"],
     ["threshold", c.thresholdMethod],
     ["seed", c.seed],
   ], "Training configuration");

@@ -29,6 +29,7 @@ import {
 } from "../evaluation/evaluate.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
+import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 import { type Displayable, esc, html, imageGrid, markdown, show, table } from "./display.ts";
 
 /** What a reader changes in a notebook's first cell; CXR_* variables override the defaults. */
@@ -43,6 +44,10 @@ export interface NotebookSettings {
   /** MLflow tracking URI; "" = the server-less file store outputs/mlruns; "off" = no tracking. */
   mlflow: string;
   protocol: SplitProtocol;
+  /** Intensity normalisation: "off" | "equalize" | "clahe" (lib/data/intensity.ts). */
+  intensity?: IntensityMode;
+  /** Augmented views per training image, cached through the frozen base (0: none). */
+  augmentViews?: number;
 }
 
 function env(name: string): string | undefined {
@@ -73,6 +78,11 @@ export function notebookSettings(
     weights: env("CXR_WEIGHTS") ?? defaults.weights ?? "imagenet",
     mlflow,
     protocol,
+    intensity: parseIntensityMode(
+      env("CXR_INTENSITY") ?? defaults.intensity ?? "off",
+      "CXR_INTENSITY",
+    ),
+    augmentViews: Number(env("CXR_AUGMENT_VIEWS") ?? defaults.augmentViews ?? 0),
   };
 }
 
@@ -86,6 +96,8 @@ export function settingsView(s: NotebookSettings): Displayable {
     ["data", s.data],
     ["weights", notImageNet ? `${s.weights} (not ImageNet)` : "imagenet (Keras)"],
     ["split protocol", s.protocol],
+    ["intensity normalisation", s.intensity ?? "off"],
+    ["augmented views per image", s.augmentViews ?? 0],
     ["MLflow", s.mlflow === "" ? `file store ${join(outputsDir(), "mlruns")}` : s.mlflow],
   ], "Settings");
 }

@@ -30,6 +30,28 @@ export interface FeatureSource {
   readonly labels: Float32Array;
   /** Per model input, the features of `indices` concatenated. */
   batch(indices: number[]): { data: Float32Array; shape: number[] }[];
+  /** Called before each training epoch (1-based, global): augmented sources pick views. */
+  startEpoch?(epoch: number): void;
+}
+
+/**
+ * Items with alternative rows in `base` (e.g. an image and its augmented views): in each epoch
+ * item i reads row `pick(i, epoch)`, a pure function so that a resumed run replays it.
+ */
+export function epochSource(
+  base: Pick<FeatureSource, "batch">,
+  labels: ArrayLike<number>,
+  pick: (i: number, epoch: number) => number,
+): FeatureSource {
+  let epoch = 0;
+  return {
+    size: labels.length,
+    labels: Float32Array.from(labels),
+    batch: (indices) => base.batch(indices.map((i) => pick(i, epoch))),
+    startEpoch(e) {
+      epoch = e;
+    },
+  };
 }
 
 /** An in-memory FeatureSource over one input [n, ...shape]. */
@@ -126,6 +148,7 @@ export class Learner {
   private trainEpoch(): Omit<EpochRecord, "val_loss" | "val_accuracy" | "val_auc" | "seconds"> {
     const epoch = this.epoch + 1;
     const n = this.train.size;
+    this.train.startEpoch?.(epoch);
     const order = permutation(n, mixSeed(this.seed, this.phase, epoch));
     const probs = new Float32Array(n);
     const labels = new Float32Array(n);

@@ -14,6 +14,7 @@ import {
   type Callback,
   EarlyStopping,
   type EpochRecord,
+  epochSource,
   type FeatureSource,
   Learner,
   progressCallback,
@@ -38,6 +39,7 @@ import type { NetWeights } from "../models/spec.ts";
 import { resolveWeights } from "../models/weights/resolve.ts";
 import { loadWeights, saveWeights } from "../models/weights/io.ts";
 import { extractFeatures, POOLED_LAYER } from "../features/extract.ts";
+import { AUGMENT_POLICY, pickView, viewItems, viewRows } from "../features/views.ts";
 import { evaluateRun, type Evaluation } from "../evaluation/evaluate.ts";
 import { writeClassifierPackage } from "../inference/package.ts";
 import { openTracker } from "../tracking/tracker.ts";
@@ -139,6 +141,22 @@ function cacheSource(
   };
 }
 
+/**
+ * Training images with their augmented views (rows[i]: the image's row, then its views'): each
+ * epoch reads one of them per image, drawn from (seed, epoch, image) (lib/features/views.ts).
+ */
+function augmentedSource(
+  rows: number[][],
+  labels: number[],
+  seed: number,
+  base: (flatRows: number[]) => Pick<FeatureSource, "batch">,
+): FeatureSource {
+  const flat = rows.flat();
+  const at = new Map(flat.map((r, k) => [r, k]));
+  const src = base(flat);
+  return epochSource(src, labels, (i, epoch) => at.get(pickView(rows, i, epoch, seed))!);
+}
+
 function abortCallback(after: number | undefined): Callback {
   return {
     onEpochEnd(_l, r) {
@@ -217,8 +235,13 @@ export async function trainRun(
   await writeJson(join(runDir, "run.json"), status);
 
   try {
-    // Frozen activations, computed once (cached) for every split.
-    const allItems: ImageItem[] = [...splits.train, ...splits.val, ...splits.test];
+    // Frozen activations, computed once (cached) for every split and every augmented view.
+    const allItems: ImageItem[] = [
+      ...splits.train,
+      ...splits.val,
+      ...splits.test,
+      ...viewItems(splits.train, config),
+    ];
     const fs = await extractFeatures({
       net: config.net,
       weights: resolved,
@@ -238,6 +261,7 @@ export async function trainRun(
       test: splitIdx(splits.test),
     };
     const labelsOf = (ids: number[]) => ids.map((i) => fs.items[i].label);
+    const trainRows = config.augmentViews > 0 ? viewRows(fs.items, idx.train) : null;
 
     await writeJson(join(runDir, "config.json"), {
       ...config,
@@ -258,6 +282,7 @@ export async function trainRun(
         notes: splits.notes,
       },
       frontier: cut?.frontier ?? [],
+      ...(config.augmentViews ? { augmentPolicy: AUGMENT_POLICY } : {}),
       backend,
       gitCommit: await gitCommit(),
       createdAt: status.startedAt,
@@ -380,7 +405,14 @@ export async function trainRun(
         phase1Model,
         1,
         config.phase1.lr,
-        arraySource(pooledTrain, [dim], trainLabels),
+        trainRows
+          ? augmentedSource(
+            trainRows,
+            trainLabels,
+            config.seed,
+            (flat) => arraySource(fs.batch(flat, 0), [dim], flat.map(() => 0)),
+          )
+          : arraySource(pooledTrain, [dim], trainLabels),
         finalSources.val,
       ));
       phase1History = await runPhase(learner, config.phase1.epochs, []);
@@ -413,9 +445,10 @@ export async function trainRun(
       model2.setWeights(phase1Model.getWeights());
       const outs = cut.frontier.map((_, j) => j + 1);
       const src = (ids: number[]) => cacheSource(fs, ids, outs, labelsOf(ids));
-      const learner = new Learner(
-        common(model2, 2, config.phase2.lr, src(idx.train), src(idx.val)),
-      );
+      const train = trainRows
+        ? augmentedSource(trainRows, trainLabels, config.seed, (flat) => src(flat))
+        : src(idx.train);
+      const learner = new Learner(common(model2, 2, config.phase2.lr, train, src(idx.val)));
       history = await runPhase(learner, config.phase2.epochs, phase1History);
       finalModel = model2;
       finalSources = { val: src(idx.val), test: src(idx.test) };
