@@ -7,6 +7,8 @@ import type { Classifier } from "../inference/classifier.ts";
 
 export interface Explanation {
   overlayPng: Uint8Array;
+  /** The coloured heatmap alone (RGBA, alpha = evidence), for pages that overlay it themselves. */
+  heatmapPng?: Uint8Array;
   /** Heatmap size before upsampling (the Grad-CAM layer's spatial size). */
   h: number;
   w: number;

@@ -43,6 +43,8 @@ export interface GradCamResult {
   w: number;
   /** The X-ray with the heatmap over it (size x size PNG). */
   overlayPng: Uint8Array;
+  /** The jet-coloured heatmap alone, its alpha rising with the evidence (size x size RGBA PNG). */
+  heatmapPng: Uint8Array;
   layer: string;
   target: "NORMAL" | "PNEUMONIA";
   prob: number;
@@ -190,6 +192,27 @@ export async function overlayHeatmap(
   return new Uint8Array(png);
 }
 
+/**
+ * The jet-coloured heatmap as an RGBA PNG whose alpha follows the evidence (as in the overlay), so
+ * a page can lay it over the X-ray at any opacity.
+ */
+export async function heatmapRgbaPng(
+  heatmap: Float32Array,
+  h: number,
+  w: number,
+  size: number,
+): Promise<Uint8Array> {
+  const up = upsample(heatmap, h, w, size);
+  const rgba = new Uint8Array(size * size * 4);
+  for (let i = 0; i < up.length; i++) {
+    const [r, g, b] = jet(up[i]);
+    rgba.set([r, g, b, Math.round(255 * Math.min(1, up[i] * 1.5))], 4 * i);
+  }
+  const png = await sharp(rgba, { raw: { width: size, height: size, channels: 4 } }).png()
+    .toBuffer();
+  return new Uint8Array(png);
+}
+
 /** Grad-CAM of `classifier` for one image [224,224,3] RGB 0..255. */
 export async function gradCam(
   classifier: Classifier,
@@ -227,7 +250,8 @@ export async function gradCam(
     camFromActivation(t, activation!, target === "PNEUMONIA" ? 1 : -1)
   );
   const overlayPng = await overlayHeatmap(image, imageSize, heatmap, h, w, opts.alpha ?? 0.45);
-  return { heatmap, h, w, overlayPng, layer: t.layer, target, prob };
+  const heatmapPng = await heatmapRgbaPng(heatmap, h, w, imageSize);
+  return { heatmap, h, w, overlayPng, heatmapPng, layer: t.layer, target, prob };
 }
 
 /** gradCam shaped as the server's Explainer (reuses predict's activation and probability). */

@@ -60,6 +60,8 @@ export interface ClassifierMeta {
    * intensity.ts; not in the graph: CLAHE has no ONNX operator). "off" for older packages.
    */
   intensity: IntensityMode;
+  /** True for packages whose head was never trained (the demo): outputs are meaningless. */
+  untrained?: boolean;
   /** Ensembles only: member run ids and how their probabilities are combined. */
   members?: string[];
   combine?: "prob" | "logit";
@@ -137,6 +139,7 @@ export function parseClassifierMeta(text: string, where = CLASSIFIER_META_FILE):
     outputs,
     gradcamTail: typeof raw.gradcamTail === "string" && raw.gradcamTail ? raw.gradcamTail : null,
     ...(num(raw.dropout) !== null ? { dropout: num(raw.dropout)! } : {}),
+    ...(raw.untrained === true ? { untrained: true } : {}),
     intensity: raw.intensity === undefined
       ? "off"
       : parseIntensityMode(String(raw.intensity), `${where}: field "intensity"`),

@@ -37,6 +37,8 @@ export interface ClassifierPackageInput {
   dropout?: number;
   /** Intensity normalisation the run trained with (applied before the graph; default off). */
   intensity?: IntensityMode;
+  /** Set for demo packages never trained on labelled data (the page says UNTRAINED). */
+  untrained?: boolean;
 }
 
 export interface ClassifierPackage {
@@ -98,6 +100,7 @@ export async function writeClassifierPackage(
       val_specificity: null,
     },
     weights: input.weightsInfo,
+    ...(input.untrained ? { untrained: true } : {}),
     inputs: [{
       name: "image",
       shape: [-1, 224, 224, 3],

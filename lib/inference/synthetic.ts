@@ -112,6 +112,7 @@ export async function writeSyntheticClassifier(
     gradcamLayer,
     threshold: { method: "0.5", value: 0.5, val_sensitivity: null, val_specificity: null },
     intensity: opts.intensity,
+    untrained: true,
   });
 }
 

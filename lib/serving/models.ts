@@ -16,6 +16,11 @@ export function weightsOf(c: Classifier) {
   return { ...c.weights, notImageNet: !c.weights.isImageNet };
 }
 
+/** True for demo packages never trained on labelled images (their outputs mean nothing). */
+export function untrainedOf(c: Classifier): boolean {
+  return c.meta?.untrained === true;
+}
+
 export type LoadState =
   | { status: "loading" }
   | { status: "failed"; error: string }
@@ -60,6 +65,7 @@ export class ModelRegistry {
       displayName,
       threshold: c.threshold,
       weights: weightsOf(c),
+      untrained: untrainedOf(c),
       gradcam: c.gradcamLayer !== null,
       gradcamLayer: c.gradcamLayer,
       intensity: c.intensity ?? "off",

@@ -4,13 +4,14 @@
  * before, so bad input is refused at once and slow senders never hold a slot.
  */
 import { Buffer } from "node:buffer";
+import sharp from "sharp";
 import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import { IMAGE_SIZE } from "../inference/classifier.ts";
 import { assessInput, type GuardModel, type GuardVerdict } from "../inference/guard.ts";
 import { HttpError, jsonResponse } from "./errors.ts";
 import type { ConcurrencyLimiter } from "./limiter.ts";
-import { type ModelEntry, type ModelRegistry, weightsOf } from "./models.ts";
+import { type ModelEntry, type ModelRegistry, untrainedOf, weightsOf } from "./models.ts";
 import {
   type DecodedUpload,
   decodeUpload,
@@ -78,6 +79,13 @@ function wantsForce(url: URL): boolean {
   );
 }
 
+/** The model input [size,size,3] 0..255 as a PNG. */
+async function previewPng(rgb: Float32Array, size: number): Promise<Uint8Array> {
+  const png = await sharp(Uint8Array.from(rgb), { raw: { width: size, height: size, channels: 3 } })
+    .png().toBuffer();
+  return new Uint8Array(png);
+}
+
 /** A model's entry when the guard withholds its answer: no probability, no label. */
 function withheld(m: ModelEntry): Record<string, unknown> {
   const c = m.classifier;
@@ -90,6 +98,7 @@ function withheld(m: ModelEntry): Record<string, unknown> {
     withheld: true,
     threshold: c.threshold,
     weights: weightsOf(c),
+    untrained: untrainedOf(c),
     latency_ms: 0,
   };
 }
@@ -112,6 +121,7 @@ async function gradcamOf(
         width: ex.w,
         height: ex.h,
         png_base64: toBase64(ex.overlayPng),
+        ...(ex.heatmapPng ? { heatmap_png_base64: toBase64(ex.heatmapPng) } : {}),
       },
     };
   } catch (e) {
@@ -138,6 +148,7 @@ async function runModel(
     label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
     threshold: c.threshold,
     weights: weightsOf(c),
+    untrained: untrainedOf(c),
     intensity: c.intensity ?? "off",
     latency_ms: 0,
   };
@@ -175,6 +186,10 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
           bytes: img.bytes,
           sha256: img.sha256,
           ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
+          // What the models saw (browsers cannot show DICOM; Grad-CAM layers go over it).
+          ...(img.format === "dicom" || gradcam
+            ? { preview_png_base64: toBase64(await previewPng(img.rgb, IMAGE_SIZE)) }
+            : {}),
         },
         guard: { ...verdict, withheld: withhold },
         results,
