@@ -9,7 +9,8 @@ import { buildEnsemble } from "../ensemble/build.ts";
 import { ENSEMBLE_COMBINES, type EnsembleCombine } from "../inference/ensemble.ts";
 import { parseThresholdMethod } from "../evaluation/threshold.ts";
 import { latestRunsPerNet } from "../reporting/report.ts";
-import { formatEvaluation, resolveRunDir } from "./evaluate.ts";
+import { formatEvaluation } from "../evaluation/format.ts";
+import { resolveRunDir } from "../util/paths.ts";
 import { parseCli, usageError } from "./args.ts";
 
 const USAGE = `usage: deno task ensemble [options]

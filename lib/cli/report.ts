@@ -5,8 +5,7 @@
  * run of each net in outputs/runs).
  */
 import { latestRunsPerNet, writeReport } from "../reporting/report.ts";
-import { resolveRunDir } from "./evaluate.ts";
-import { runsDir } from "../util/paths.ts";
+import { resolveRunDir, runsDir } from "../util/paths.ts";
 import { nonNegativeInt, parseCli, usageError } from "./args.ts";
 
 const USAGE = `usage: deno task report [options]

@@ -36,6 +36,18 @@ export function runsDir(): string {
   return join(outputsDir(), "runs");
 }
 
+/** A run given as a directory path or as a run id under `runsDir()` (clear error when neither). */
+export async function resolveRunDir(run: string): Promise<string> {
+  try {
+    if ((await Deno.stat(run)).isDirectory) return resolve(run);
+  } catch { /* not a path: a run id */ }
+  const dir = join(runsDir(), run);
+  try {
+    if ((await Deno.stat(dir)).isDirectory) return dir;
+  } catch { /* reported below */ }
+  throw new Error(`run "${run}" not found (neither a run directory nor ${dir})`);
+}
+
 /** The read-only shared material (`CXR_SHARED`, default `../shared` beside the repo). */
 export function sharedDir(): string {
   return resolve(env("CXR_SHARED") ?? join(PROJECT_ROOT, "..", "shared"));
