@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "./assert.ts";
 import { join } from "node:path";
-import { type DataSummary, main } from "../lib/cli/data_summary.ts";
+import { main } from "../lib/cli/data_summary.ts";
+import type { DataSummary } from "../lib/data/summary.ts";
 import { grayJpeg, makeTree, put, syntheticNames } from "./data_fixtures.ts";
 
 function capture() {

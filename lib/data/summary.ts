@@ -1,29 +1,12 @@
 /**
- * `deno task data:summary [--data DIR]`: what is in the dataset and whether it can be used:
- * counts per split and class, patients, class ratio, image sizes, unreadable files, absent
- * splits, and the leak check of both split protocols.
+ * What is in a Kaggle-layout dataset and whether it can be used: counts per split and class,
+ * patients, class ratio, image sizes, unreadable files, absent splits, and the leak check of
+ * both split protocols (`deno task data:summary` prints it).
  */
-import {
-  CLASS_NAMES,
-  countByClass,
-  DatasetError,
-  type ImageItem,
-  scanDataset,
-  SPLITS,
-} from "../data/dataset.ts";
-import { decodeImage, imageInfo } from "../data/images.ts";
-import { DEFAULT_SEED, DEFAULT_VAL_FRACTION, leakCount, makeSplits } from "../data/splits.ts";
+import { CLASS_NAMES, countByClass, type ImageItem, scanDataset, SPLITS } from "./dataset.ts";
+import { decodeImage, imageInfo } from "./images.ts";
+import { leakCount, makeSplits } from "./splits.ts";
 import { Progress } from "../util/progress.ts";
-import { dataDir } from "../util/paths.ts";
-import { type CliIo, consoleIo, parseCli } from "./args.ts";
-
-export const USAGE =
-  `usage: deno task data:summary [--data DIR] [--quick] [--seed N] [--val-fraction F] [--json]
-  --data DIR          dataset root chest_xray/ (default: CXR_DATA or data/chest_xray)
-  --quick             read image headers only (faster; truncated files are not detected)
-  --seed N            seed of the patient-protocol validation carve (default ${DEFAULT_SEED})
-  --val-fraction F    validation share of train, patient protocol (default ${DEFAULT_VAL_FRACTION})
-  --json              print the summary as JSON`;
 
 export interface SizeStats {
   n: number;
@@ -68,8 +51,6 @@ export interface DataSummary {
     }
   >;
 }
-
-export type { CliIo as Io };
 
 function median(values: number[]): number {
   if (values.length === 0) return 0;
@@ -223,46 +204,3 @@ export function formatSummary(s: DataSummary): string[] {
   }
   return lines;
 }
-
-/** CLI entry; returns the exit code (2: bad usage, 1: unusable dataset). */
-export async function main(args: string[], io: CliIo = consoleIo): Promise<number> {
-  const values = parseCli(args, {
-    data: { type: "string" },
-    quick: { type: "boolean" },
-    seed: { type: "string" },
-    "val-fraction": { type: "string" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  }, { usage: USAGE, prefix: "data:summary", io });
-  if (typeof values === "number") return values;
-  const seed = values.seed === undefined ? undefined : Number(values.seed);
-  if (seed !== undefined && !Number.isInteger(seed)) {
-    io.err(`data:summary: --seed must be a whole number, got "${values.seed}"`);
-    return 2;
-  }
-  const valFraction = values["val-fraction"] === undefined
-    ? undefined
-    : Number(values["val-fraction"]);
-  if (valFraction !== undefined && !(valFraction > 0 && valFraction < 1)) {
-    io.err(`data:summary: --val-fraction must be between 0 and 1, got "${values["val-fraction"]}"`);
-    return 2;
-  }
-  try {
-    const summary = await summarizeDataset(values.data ?? dataDir(), {
-      full: !values.quick,
-      seed,
-      valFraction,
-    });
-    if (values.json) io.out(JSON.stringify(summary, null, 2));
-    else for (const line of formatSummary(summary)) io.out(line);
-    return 0;
-  } catch (e) {
-    if (e instanceof DatasetError) {
-      io.err(`data:summary: ${e.message}`);
-      return 1;
-    }
-    throw e;
-  }
-}
-
-if (import.meta.main) Deno.exit(await main(Deno.args));
