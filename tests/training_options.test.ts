@@ -1,7 +1,7 @@
 /** The options of issue 17 in the config and flags: defaults, validation, run ids. */
 import assert from "node:assert/strict";
 import { resolveConfig, runIdFor } from "../lib/training/config.ts";
-import { configFromFlags } from "../lib/training/flags.ts";
+import { configFromFlags } from "../lib/cli/train_flags.ts";
 
 Deno.test("intensity and augmentation options: defaults, flags, errors, run ids", () => {
   const base = resolveConfig({ net: "densenet121", weights: "formula", profile: "full" });

@@ -1,6 +1,6 @@
 /**
  * What every cxr CLI repeats: strict option parsing (unknown flag -> clear error + usage, exit
- * 2; `--help` -> usage, exit 0) and whole-number flags. Each CLI keeps its own options, usage
+ * 2; `--help` -> usage, exit 0), number and choice flags. Each CLI keeps its own options, usage
  * text and message prefix.
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
@@ -55,17 +55,42 @@ export function parseCli<O extends ParseArgsOptionsConfig>(
   return values;
 }
 
-function wholeNumber<F extends number | undefined>(
+/** What a number flag accepts; bounds are checked after parsing. */
+export interface NumberRule {
+  /** Whole numbers only. */
+  integer?: boolean;
+  /** Inclusive lower bound. */
+  min?: number;
+  /** Exclusive lower bound. */
+  above?: number;
+  /** Exclusive upper bound. */
+  below?: number;
+}
+
+function describe(rule: NumberRule): string {
+  const bounds = [
+    rule.min !== undefined ? `>= ${rule.min}` : "",
+    rule.above !== undefined ? `> ${rule.above}` : "",
+    rule.below !== undefined ? `< ${rule.below}` : "",
+  ].filter(Boolean);
+  return [rule.integer ? "a whole number" : "a number", bounds.join(" and ")].join(" ").trim();
+}
+
+/**
+ * `--name` as a number obeying `rule`; undefined when absent. The one number parser of every
+ * CLI: a bad value throws an error naming the flag, the rule and the value given.
+ */
+export function numberFlag(
   name: string,
   value: string | undefined,
-  fallback: F,
-  min: 0 | 1,
-): number | F {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    throw new Error(`--${name} must be a whole number ${min ? "> 0" : ">= 0"}, got "${value}"`);
-  }
+  rule: NumberRule = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === "" ? NaN : Number(value);
+  const ok = Number.isFinite(n) && (!rule.integer || Number.isInteger(n)) &&
+    (rule.min === undefined || n >= rule.min) && (rule.above === undefined || n > rule.above) &&
+    (rule.below === undefined || n < rule.below);
+  if (!ok) throw new Error(`--${name} must be ${describe(rule)}, got "${value}"`);
   return n;
 }
 
@@ -75,7 +100,7 @@ export function positiveInt<F extends number | undefined>(
   value: string | undefined,
   fallback: F,
 ): number | F {
-  return wholeNumber(name, value, fallback, 1);
+  return numberFlag(name, value, { integer: true, above: 0 }) ?? fallback;
 }
 
 /** `--name` as a whole number >= 0, `fallback` when absent; throws an error naming the flag. */
@@ -84,5 +109,18 @@ export function nonNegativeInt<F extends number | undefined>(
   value: string | undefined,
   fallback: F,
 ): number | F {
-  return wholeNumber(name, value, fallback, 0);
+  return numberFlag(name, value, { integer: true, min: 0 }) ?? fallback;
+}
+
+/** `--name` as one of `allowed`; undefined when absent; throws an error naming the flag. */
+export function choiceFlag<T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new Error(`--${name}: expected one of ${allowed.join(" | ")}, got "${value}"`);
+  }
+  return value as T;
 }

@@ -18,6 +18,7 @@ import type { NetName } from "../models/spec.ts";
 import { startServer } from "../serving/server.ts";
 import { cacheDir, dataDir, outputsDir, runsDir, sharedDir } from "../util/paths.ts";
 import { GUARD_FILE, type GuardModel, loadGuard } from "../inference/guard.ts";
+import { numberFlag } from "./args.ts";
 
 const USAGE = `usage: deno task serve [options]
   --run <id|dir>        serve a training run (repeatable); default: every run with ${CLASSIFIER_ONNX_FILE}
@@ -37,20 +38,9 @@ const USAGE = `usage: deno task serve [options]
   --quiet               no access log
   -h, --help            this help`;
 
-function positive(
-  name: string,
-  v: string | undefined,
-  fallback: number,
-  allowZero = false,
-): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
-    throw new Error(
-      `--${name} must be a ${allowZero ? "non-negative" : "positive"} number, got "${v}"`,
-    );
-  }
-  return n;
+/** A number flag > 0 (>= 0 with `allowZero`), `fallback` when absent. */
+function positive(name: string, v: string | undefined, fallback: number, allowZero = false) {
+  return numberFlag(name, v, allowZero ? { min: 0 } : { above: 0 }) ?? fallback;
 }
 
 function trainDir(): string {

@@ -3,7 +3,7 @@ import { parseCli, usageError } from "./args.ts";
 import { parseNetName } from "../models/registry.ts";
 import { defaultWeightsChoice } from "../models/weights/resolve.ts";
 import { resolveConfig } from "../training/config.ts";
-import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "../training/flags.ts";
+import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "./train_flags.ts";
 import { trainRun } from "../training/run.ts";
 import type { BackendPreference } from "../tf/backend.ts";
 

@@ -1,5 +1,6 @@
 /** Flags shared by `deno task train` and `deno task train-all` -> a partial TrainConfig. */
-import type { TrainConfigInput } from "./config.ts";
+import type { TrainConfigInput } from "../training/config.ts";
+import { choiceFlag, numberFlag } from "./args.ts";
 
 export const COMMON_OPTIONS = {
   profile: { type: "string" },
@@ -61,41 +62,26 @@ export const COMMON_USAGE =
   --no-mlflow                 no tracking
   --force                     retrain a finished run`;
 
-function num(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name}: expected a number, got "${v}"`);
-  return n;
-}
-
-function oneOf<T extends string>(name: string, v: string | undefined, allowed: T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!(allowed as string[]).includes(v)) {
-    throw new Error(`--${name}: expected one of ${allowed.join(" | ")}, got "${v}"`);
-  }
-  return v as T;
-}
-
 /** Parsed flag values -> config fields (net excluded). */
 export function configFromFlags(
   v: Record<string, string | boolean | undefined>,
 ): Omit<TrainConfigInput, "net"> {
   const s = (k: string) => v[k] as string | undefined;
   const out: Omit<TrainConfigInput, "net"> = {};
-  const profile = oneOf("profile", s("profile"), ["quick", "full"]);
+  const profile = choiceFlag("profile", s("profile"), ["quick", "full"]);
   if (profile) out.profile = profile;
   if (s("weights")) out.weights = s("weights");
-  const epochs = num("epochs", s("epochs"));
-  const lr = num("lr", s("lr"));
+  const epochs = numberFlag("epochs", s("epochs"));
+  const lr = numberFlag("lr", s("lr"));
   if (epochs !== undefined || lr !== undefined) {
     out.phase1 = {
       ...(epochs !== undefined ? { epochs } : {}),
       ...(lr !== undefined ? { lr } : {}),
     };
   }
-  const p2e = num("phase2-epochs", s("phase2-epochs"));
-  const p2lr = num("phase2-lr", s("phase2-lr"));
-  const bnMode = oneOf("bn-mode", s("bn-mode"), ["inference", "batch"]);
+  const p2e = numberFlag("phase2-epochs", s("phase2-epochs"));
+  const p2lr = numberFlag("phase2-lr", s("phase2-lr"));
+  const bnMode = choiceFlag("bn-mode", s("bn-mode"), ["inference", "batch"]);
   if (p2e !== undefined || p2lr !== undefined || s("unfreeze-from") || bnMode) {
     out.phase2 = {
       ...(p2e !== undefined ? { epochs: p2e } : {}),
@@ -104,40 +90,35 @@ export function configFromFlags(
       ...(bnMode ? { bnMode } : {}),
     };
   }
-  const bs = num("batch-size", s("batch-size"));
+  const bs = numberFlag("batch-size", s("batch-size"));
   if (bs !== undefined) out.batchSize = bs;
-  const dropout = num("dropout", s("dropout"));
+  const dropout = numberFlag("dropout", s("dropout"));
   if (dropout !== undefined) out.dropout = dropout;
-  const cw = oneOf("class-weight", s("class-weight"), ["balanced", "none"]);
+  const cw = choiceFlag("class-weight", s("class-weight"), ["balanced", "none"]);
   if (cw) out.classWeight = cw;
-  const patience = num("patience", s("patience"));
-  const monitor = oneOf("monitor", s("monitor"), ["val_auc", "val_loss"]);
+  const patience = numberFlag("patience", s("patience"));
+  const monitor = choiceFlag("monitor", s("monitor"), ["val_auc", "val_loss"]);
   if (patience !== undefined || monitor) {
     out.earlyStopping = {
       ...(patience !== undefined ? { patience } : {}),
       ...(monitor ? { monitor } : {}),
     };
   }
-  const seed = num("seed", s("seed"));
+  const seed = numberFlag("seed", s("seed"));
   if (seed !== undefined) out.seed = seed;
-  const protocol = oneOf("protocol", s("protocol"), ["patient", "seed"]);
+  const protocol = choiceFlag("protocol", s("protocol"), ["patient", "seed"]);
   if (protocol) out.protocol = protocol;
-  const subset = num("subset", s("subset"));
+  const subset = numberFlag("subset", s("subset"));
   if (subset !== undefined) {
     out.subset = { train: subset, val: Math.max(20, Math.round(subset * 0.4)) };
   }
   if (s("data")) out.dataRoot = s("data");
-  const th = oneOf("threshold", s("threshold"), ["sens95", "youden", "0.5"]);
+  const th = choiceFlag("threshold", s("threshold"), ["sens95", "youden", "0.5"]);
   if (th) out.thresholdMethod = th;
-  const intensity = oneOf("intensity", s("intensity"), ["off", "equalize", "clahe"]);
+  const intensity = choiceFlag("intensity", s("intensity"), ["off", "equalize", "clahe"]);
   if (intensity) out.intensity = intensity;
-  const views = num("augment-views", s("augment-views"));
-  if (views !== undefined) {
-    if (!Number.isInteger(views) || views < 0) {
-      throw new Error(`--augment-views: expected a whole number >= 0, got "${s("augment-views")}"`);
-    }
-    out.augmentViews = views;
-  }
+  const views = numberFlag("augment-views", s("augment-views"), { integer: true, min: 0 });
+  if (views !== undefined) out.augmentViews = views;
   if (v["augment-flip"]) out.augmentFlip = true;
   if (v["no-standardize"]) out.standardize = false;
   if (v["no-mlflow"]) out.mlflow = false;
