@@ -18,6 +18,7 @@ const errorSchema = {
 const thresholdSchema = {
   type: "object",
   description: "Operating threshold chosen on the validation split (never on test).",
+  required: ["method", "value", "val_sensitivity", "val_specificity"],
   properties: {
     method: { type: "string", examples: ["sens95", "youden", "0.5"] },
     value: { type: "number", minimum: 0, maximum: 1 },
@@ -28,15 +29,35 @@ const thresholdSchema = {
 
 const weightsSchema = {
   type: "object",
+  description: "The base weights the model started from.",
+  required: ["label", "md5", "isImageNet", "notImageNet"],
   properties: {
     label: { type: "string", examples: ["imagenet", "formula (not ImageNet)"] },
-    md5: { type: "string" },
+    md5: { type: "string", description: "md5 of the base weights (lib/models/weights/md5.ts)" },
     isImageNet: { type: "boolean" },
     notImageNet: {
       type: "boolean",
       description: "True when the base was NOT started from ImageNet weights.",
     },
+    source: {
+      type: "string",
+      description:
+        "Where the weights came from: a file path, a download URL's file name, or 'formula' (deterministic stand-in).",
+      examples: ["formula", "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"],
+    },
+    choice: {
+      type: "string",
+      description:
+        "What was asked for (--weights / CXR_WEIGHTS): imagenet, formula, none or a path.",
+      examples: ["imagenet", "formula", "none"],
+    },
   },
+};
+
+const untrainedSchema = {
+  type: "boolean",
+  description:
+    "True for demo packages never trained on labelled X-rays: the output is meaningless.",
 };
 
 const intensitySchema = {
@@ -47,12 +68,23 @@ const intensitySchema = {
 
 const modelSchema = {
   type: "object",
+  required: [
+    "id",
+    "net",
+    "displayName",
+    "threshold",
+    "weights",
+    "untrained",
+    "gradcam",
+    "gradcamLayer",
+  ],
   properties: {
     id: { type: "string" },
     net: { type: "string", enum: ["vgg16", "resnet50", "densenet121", "ensemble"] },
     displayName: { type: "string" },
     threshold: thresholdSchema,
     weights: weightsSchema,
+    untrained: untrainedSchema,
     gradcam: { type: "boolean", description: "Whether ?explain=gradcam is supported." },
     gradcamLayer: { type: ["string", "null"] },
     intensity: intensitySchema,
@@ -65,29 +97,157 @@ const modelSchema = {
   },
 };
 
+const png = (description: string) => ({
+  type: "string",
+  contentEncoding: "base64",
+  contentMediaType: "image/png",
+  description,
+});
+
 const resultSchema = {
   type: "object",
+  required: [
+    "model",
+    "net",
+    "displayName",
+    "probability",
+    "label",
+    "threshold",
+    "weights",
+    "untrained",
+    "latency_ms",
+  ],
   properties: {
     model: { type: "string" },
     net: { type: "string" },
     displayName: { type: "string" },
-    probability: { type: "number", minimum: 0, maximum: 1, description: "P(pneumonia)" },
-    label: { type: "string", enum: ["NORMAL", "PNEUMONIA"] },
+    probability: {
+      type: ["number", "null"],
+      minimum: 0,
+      maximum: 1,
+      description: "P(pneumonia); null when the guard withheld it (see guard.withheld).",
+    },
+    label: {
+      type: ["string", "null"],
+      enum: ["NORMAL", "PNEUMONIA", null],
+      description: "At the threshold; null when withheld.",
+    },
+    withheld: {
+      type: "boolean",
+      description:
+        "Present and true when the guard flagged the image and force=true was not given.",
+    },
     threshold: thresholdSchema,
     weights: weightsSchema,
+    untrained: untrainedSchema,
     intensity: intensitySchema,
     latency_ms: { type: "number" },
     gradcam: {
       type: "object",
+      required: ["layer", "target", "width", "height", "png_base64"],
       properties: {
         layer: { type: "string" },
         target: { type: "string", enum: ["NORMAL", "PNEUMONIA"] },
-        width: { type: "integer" },
+        width: { type: "integer", description: "Heatmap width before upsampling" },
         height: { type: "integer" },
-        png_base64: { type: "string", contentEncoding: "base64", contentMediaType: "image/png" },
+        png_base64: png("The X-ray with the jet-coloured heatmap blended over it (224x224)."),
+        heatmap_png_base64: png(
+          "The heatmap alone, RGBA with alpha = evidence, to lay over image.preview_png_base64.",
+        ),
       },
     },
     gradcam_error: { type: "string" },
+  },
+};
+
+const dicomSchema = {
+  type: "object",
+  description:
+    "DICOM input only: the non-identifying tags used to display the image. Patient, study and institution fields are never read.",
+  required: [
+    "modality",
+    "bodyPartExamined",
+    "viewPosition",
+    "photometricInterpretation",
+    "bitsStored",
+    "window",
+    "transferSyntax",
+  ],
+  properties: {
+    modality: { type: ["string", "null"], examples: ["CR", "DX", "CT"] },
+    bodyPartExamined: { type: ["string", "null"], examples: ["CHEST"] },
+    viewPosition: { type: ["string", "null"], examples: ["PA", "AP"] },
+    photometricInterpretation: { type: "string", examples: ["MONOCHROME2", "MONOCHROME1", "RGB"] },
+    bitsAllocated: { type: "integer" },
+    bitsStored: { type: "integer" },
+    rows: { type: "integer" },
+    columns: { type: "integer" },
+    frames: { type: "integer", description: "Frames in the object; frame 1 is used." },
+    transferSyntax: {
+      type: "object",
+      required: ["uid", "name"],
+      properties: { uid: { type: "string" }, name: { type: "string" } },
+    },
+    rescale: {
+      type: ["object", "null"],
+      properties: { slope: { type: "number" }, intercept: { type: "number" } },
+    },
+    window: {
+      type: "object",
+      description:
+        "The VOI window applied (PS3.3 C.11.2.1.2; the first when several), the pixel range used when the file has none, or 'as stored' for 8-bit images.",
+      required: ["source"],
+      properties: {
+        source: { type: "string", enum: ["tags", "pixel range", "as stored"] },
+        center: { type: "number" },
+        width: { type: "number" },
+        function: { type: "string", enum: ["LINEAR", "LINEAR_EXACT", "SIGMOID"] },
+      },
+    },
+  },
+};
+
+const guardSchema = {
+  type: "object",
+  description:
+    "Out-of-distribution guard: does the input look like a frontal chest radiograph (DICOM tags, image score)?",
+  required: ["ok", "message", "reasons", "score", "threshold", "tagsChecked", "withheld"],
+  properties: {
+    ok: { type: "boolean" },
+    message: {
+      type: ["string", "null"],
+      examples: ["This does not look like a frontal chest radiograph"],
+    },
+    reasons: { type: "array", items: { type: "string" } },
+    score: {
+      type: ["number", "null"],
+      description: "Image distance / threshold (above 1 is flagged); null when no guard is fitted.",
+    },
+    threshold: { type: ["number", "null"], description: "1 when an image score is computed." },
+    tagsChecked: { type: "boolean", description: "Whether DICOM tags were checked." },
+    withheld: {
+      type: "boolean",
+      description: "True when probabilities and labels were withheld (flagged, no force=true).",
+    },
+  },
+};
+
+const guardSummarySchema = {
+  type: "object",
+  required: ["fitted", "checks"],
+  properties: {
+    fitted: { type: "boolean", description: "Whether an image score is fitted (guard.json)." },
+    checks: { type: "array", items: { type: "string" } },
+    trainImages: { type: "integer" },
+    falseAlarms: {
+      type: "object",
+      description: "Measured on held-out validation images when the guard was fitted.",
+      properties: {
+        flagged: { type: "integer" },
+        n: { type: "integer" },
+        rate: { type: "number" },
+      },
+    },
   },
 };
 
@@ -106,7 +266,8 @@ const ERROR_TEXT: Record<number, string> = {
   405: "Method not allowed",
   413: "Upload larger than the configured limit",
   415: "Content-Type not accepted",
-  422: "Image dimensions out of range",
+  422:
+    "Image dimensions out of range, a DICOM file without an image, or a DICOM encoding that cannot be read",
   503: "Server busy (concurrency limit) or models not loaded",
   504: "Request timed out",
 };
@@ -167,7 +328,12 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
                 "application/json": {
                   schema: {
                     type: "object",
-                    properties: { models: { type: "array", items: modelSchema } },
+                    required: ["models", "guard", "notice"],
+                    properties: {
+                      models: { type: "array", items: modelSchema },
+                      guard: guardSummarySchema,
+                      notice: { type: "string" },
+                    },
                   },
                 },
               },
@@ -194,6 +360,14 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
               description: "gradcam: add a Grad-CAM heatmap overlay (PNG, base64) per model.",
               schema: { type: "string", enum: ["gradcam"] },
             },
+            {
+              name: "force",
+              in: "query",
+              required: false,
+              description:
+                "true: return probabilities and labels even when the guard says the image does not look like a frontal chest radiograph.",
+              schema: { type: "string", enum: ["true", "false", "1", "0"] },
+            },
           ],
           requestBody: {
             required: true,
@@ -202,11 +376,25 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
                 schema: {
                   type: "object",
                   required: ["image"],
-                  properties: { image: { type: "string", contentMediaType: "image/jpeg" } },
+                  properties: {
+                    image: {
+                      type: "string",
+                      description: "A JPEG, PNG or DICOM file",
+                      contentMediaType: "application/octet-stream",
+                    },
+                  },
                 },
               },
               "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
               "image/png": { schema: { type: "string", contentMediaType: "image/png" } },
+              "application/dicom": {
+                schema: {
+                  type: "string",
+                  contentMediaType: "application/dicom",
+                  description:
+                    "A DICOM Part 10 file (or a bare little-endian dataset); frame 1 of a multi-frame object is used.",
+                },
+              },
             },
           },
           responses: {
@@ -216,17 +404,30 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
                 "application/json": {
                   schema: {
                     type: "object",
+                    required: ["image", "guard", "results", "latency_ms", "notice"],
                     properties: {
                       image: {
                         type: "object",
+                        required: ["width", "height", "format", "bytes", "sha256"],
                         properties: {
                           width: { type: "integer" },
                           height: { type: "integer" },
-                          format: { type: "string" },
+                          format: { type: "string", enum: ["jpeg", "png", "dicom"] },
                           bytes: { type: "integer" },
                           sha256: { type: "string" },
+                          dicom: dicomSchema,
+                          warnings: {
+                            type: "array",
+                            items: { type: "string" },
+                            description:
+                              "DICOM only, e.g. 'multi-frame DICOM (3 frames): frame 1 is shown'",
+                          },
+                          preview_png_base64: png(
+                            "The 224x224 model input (for DICOM, and with explain=gradcam).",
+                          ),
                         },
                       },
+                      guard: guardSchema,
                       results: { type: "array", items: resultSchema },
                       latency_ms: { type: "number" },
                       notice: { type: "string" },
