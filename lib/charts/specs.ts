@@ -661,3 +661,80 @@ export function comparisonChart(
     resolve: { scale: { x: "shared" } },
   });
 }
+
+/** One cell of the robustness heat map. */
+export interface RobustnessCell {
+  model: string;
+  /** Shift kind, or "none" for the unshifted images. */
+  shift: string;
+  severity: number;
+  specificity: number;
+  sensitivity: number;
+  rocAuc: number;
+  /** Specificity's 95% CI, for the tooltip. */
+  lo?: number;
+  hi?: number;
+}
+
+/**
+ * Robustness heat map, one panel per model: shifts down, severities across, colour =
+ * specificity at the model's threshold (text: specificity %, tooltip: AUC and sensitivity too).
+ */
+export function robustnessHeatmap(
+  cells: RobustnessCell[],
+  opts: { title?: string; shifts?: string[] } = {},
+): VlSpec {
+  const shifts = opts.shifts ?? [...new Set(cells.map((c) => c.shift))];
+  const values = cells.map((c) => ({
+    model: c.model,
+    shift: c.shift,
+    severity: c.shift === "none" ? "0 (none)" : String(c.severity),
+    specificity: r4(c.specificity),
+    sensitivity: r4(c.sensitivity),
+    auc: r4(c.rocAuc),
+    ci: Number.isFinite(c.lo) && Number.isFinite(c.hi)
+      ? `${(100 * c.lo!).toFixed(0)}–${(100 * c.hi!).toFixed(0)}%`
+      : "n/a",
+    text: Number.isFinite(c.specificity) ? `${Math.round(100 * c.specificity)}` : "–",
+  }));
+  return base(opts.title, {
+    data: { values },
+    facet: { column: { field: "model", type: "nominal", title: null } },
+    spec: {
+      width: 150,
+      height: 16 * shifts.length,
+      encoding: {
+        x: {
+          field: "severity",
+          type: "ordinal",
+          title: "severity",
+          axis: { labelAngle: 0 },
+        },
+        y: { field: "shift", type: "nominal", sort: shifts, title: null },
+      },
+      layer: [
+        {
+          mark: { type: "rect", stroke: "white", strokeWidth: 1 },
+          encoding: {
+            color: {
+              field: "specificity",
+              type: "quantitative",
+              title: "specificity",
+              scale: { domain: [0, 1], scheme: "redyellowgreen" },
+            },
+            tooltip: [
+              { field: "model" },
+              { field: "shift" },
+              { field: "severity" },
+              { field: "specificity", type: "quantitative", format: ".1%" },
+              { field: "ci", title: "specificity 95% CI" },
+              { field: "sensitivity", type: "quantitative", format: ".1%" },
+              { field: "auc", type: "quantitative", format: ".3f", title: "ROC-AUC" },
+            ],
+          },
+        },
+        { mark: { type: "text", fontSize: 10 }, encoding: { text: { field: "text" } } },
+      ],
+    },
+  });
+}

@@ -13,14 +13,21 @@ import { evaluateRun } from "../evaluation/evaluate.ts";
 import { formatEvaluation } from "../evaluation/format.ts";
 import { predictSplit } from "../evaluation/predict.ts";
 import { parseThresholdMethod } from "../evaluation/threshold.ts";
+import { resolveProfile } from "../evaluation/profiles.ts";
 
 const USAGE = `usage: deno task evaluate --run <run-id|dir> [options]
 
   --run ID|DIR            run id in outputs/runs, or a run directory (required)
   --split val|test        split to (re)predict when its predictions are not stored (default: none;
                           with --data: test)
-  --data DIR              a Kaggle-layout folder (DIR/<split>/{NORMAL,PNEUMONIA}/*.jpeg) to
-                          predict on, e.g. a more diverse test set
+  --data DIR              an external test set to predict on: a Kaggle-layout folder
+                          (DIR/<split>/{NORMAL,PNEUMONIA}/*), class folders
+                          (DIR/{NORMAL,PNEUMONIA}/*) or any folder with a labels CSV
+  --labels CSV            file,label lines (label 0/1 or NORMAL/PNEUMONIA; default DIR/labels.csv)
+  --name NAME             key of the external set (predictions-ext-NAME.json; default: its
+                          content hash); a key holding another set is refused
+  --replace               replace the set stored under that key
+  --threshold PROFILE     apply a threshold profile: validation (default) or site:NAME
   --threshold-method M    sens95 (default from the run's config) | youden | 0.5
   --iterations N          bootstrap resamples (default 1000)
   --batch-size N          inference batch size (default 16)
@@ -39,6 +46,10 @@ export async function main(args: string[]): Promise<number> {
     "batch-size": { type: "string" },
     limit: { type: "string" },
     "no-charts": { type: "boolean" },
+    labels: { type: "string" },
+    name: { type: "string" },
+    replace: { type: "boolean" },
+    threshold: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, cli);
   if (typeof v === "number") return v;
@@ -59,7 +70,15 @@ export async function main(args: string[]): Promise<number> {
   try {
     const runDir = await resolveRunDir(v.run);
     if (split) {
-      const written = await predictSplit(runDir, { split, dataRoot: v.data, limit, batchSize });
+      const written = await predictSplit(runDir, {
+        split,
+        dataRoot: v.data,
+        limit,
+        batchSize,
+        labels: v.labels,
+        name: v.name,
+        replace: v.replace,
+      });
       if (written) {
         console.error(
           `wrote ${written.path} (${written.predicted} predictions${
@@ -68,7 +87,15 @@ export async function main(args: string[]): Promise<number> {
         );
       }
     }
-    const ev = await evaluateRun(runDir, { method, iterations, charts: !v["no-charts"] });
+    const profile = v.threshold && v.threshold !== "validation"
+      ? await resolveProfile(runDir, v.threshold)
+      : undefined;
+    const ev = await evaluateRun(runDir, {
+      method,
+      iterations,
+      charts: !v["no-charts"],
+      profile,
+    });
     console.log(formatEvaluation(ev));
     console.log(`wrote ${join(runDir, "evaluation.json")} and ${join(runDir, "charts")}/`);
     return 0;

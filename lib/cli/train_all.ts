@@ -11,9 +11,9 @@ import { buildEnsemble } from "../ensemble/build.ts";
 import { ENSEMBLE_COMBINES, type EnsembleCombine } from "../inference/ensemble.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";
-import { basename, dirname, join } from "node:path";
-import { isDirectory, readJson } from "../util/fs.ts";
-import { openTracker } from "../tracking/tracker.ts";
+import { dirname, join } from "node:path";
+import { isDirectory } from "../util/fs.ts";
+import { logToRunMlflow } from "../tracking/run_log.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
 
 /** Samples this process' resident memory once a second; stop() returns the peak in bytes. */
@@ -31,25 +31,11 @@ function peakMemorySampler(): { stop(): number } {
 /** The comparison report belongs to every run it compares: add it to their MLflow runs. */
 async function logReportToRuns(runDirs: string[], files: string[]): Promise<void> {
   for (const dir of runDirs) {
-    const status = await readJson<{ mlflowRunId?: string }>(join(dir, "run.json")).catch(() =>
-      null
-    );
-    if (!status?.mlflowRunId) continue;
-    try {
-      const tracker = await openTracker({
-        experiment: "cxr",
-        runName: basename(dir),
-        resumeRunId: status.mlflowRunId,
-      });
+    await logToRunMlflow(dir, "report", async (tracker) => {
       for (const f of files) await tracker.logArtifact(f, "report");
       const assets = join(dirname(files[0]), "report_files");
       if (await isDirectory(assets)) await tracker.logArtifact(assets, "report/report_files");
-      await tracker.end("FINISHED");
-    } catch (e) {
-      console.error(
-        `train-all: report not logged to MLflow run of ${dir}: ${(e as Error).message}`,
-      );
-    }
+    });
   }
 }
 

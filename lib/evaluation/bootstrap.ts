@@ -35,18 +35,16 @@ export function quantileSorted(sorted: number[], q: number): number {
 }
 
 /**
- * 95% percentile bootstrap intervals of all metrics at a fixed threshold.
- * A metric is NaN in a resample when undefined there (e.g. AUC of a one-class resample); such
- * resamples are skipped for that metric, and the interval is [NaN, NaN] when more than half are.
+ * The bootstrap distribution of every metric at a fixed threshold: one value per resample, in
+ * resample order (NaN where the metric is undefined in that resample).
  */
-export function bootstrapCI(
+export function bootstrapDistribution(
   labels: number[],
   probs: number[],
   threshold: number,
   opts: BootstrapOptions = {},
-): MetricCIs {
+): Record<CiMetric, Float64Array> {
   const iterations = opts.iterations ?? 1000;
-  const level = opts.level ?? 0.95;
   if (!(iterations >= 1)) throw new Error(`bootstrap iterations must be >= 1, got ${iterations}`);
   const s = sortScores(labels, probs);
   const n = labels.length;
@@ -68,9 +66,9 @@ export function bootstrapCI(
   } else {
     members = Array.from({ length: n }, (_, k) => [k]);
   }
-  const samples: Record<CiMetric, number[]> = Object.fromEntries(
-    CI_METRICS.map((m) => [m, [] as number[]]),
-  ) as Record<CiMetric, number[]>;
+  const samples = Object.fromEntries(
+    CI_METRICS.map((m) => [m, new Float64Array(iterations)]),
+  ) as Record<CiMetric, Float64Array>;
   const weights = new Uint32Array(n);
   for (let it = 0; it < iterations; it++) {
     weights.fill(0);
@@ -79,18 +77,37 @@ export function bootstrapCI(
       for (const k of pick) weights[k]++;
     }
     const m = weightedMetrics(s, threshold, weights);
-    for (const key of CI_METRICS) {
-      if (Number.isFinite(m[key])) samples[key].push(m[key]);
-    }
+    for (const key of CI_METRICS) samples[key][it] = Number.isFinite(m[key]) ? m[key] : NaN;
   }
+  return samples;
+}
+
+/**
+ * Percentile interval of bootstrap values (NaN ones skipped); [NaN, NaN] when more than half
+ * of the resamples had no value.
+ */
+export function percentileInterval(values: ArrayLike<number>, level = 0.95): [number, number] {
+  const v = Array.from(values).filter(Number.isFinite).sort((a, b) => a - b);
   const alpha = (1 - level) / 2;
+  return v.length * 2 < values.length
+    ? [NaN, NaN]
+    : [quantileSorted(v, alpha), quantileSorted(v, 1 - alpha)];
+}
+
+/**
+ * 95% percentile bootstrap intervals of all metrics at a fixed threshold.
+ * A metric is NaN in a resample when undefined there (e.g. AUC of a one-class resample); such
+ * resamples are skipped for that metric, and the interval is [NaN, NaN] when more than half are.
+ */
+export function bootstrapCI(
+  labels: number[],
+  probs: number[],
+  threshold: number,
+  opts: BootstrapOptions = {},
+): MetricCIs {
+  const samples = bootstrapDistribution(labels, probs, threshold, opts);
   const out = {} as MetricCIs;
-  for (const key of CI_METRICS) {
-    const v = samples[key].sort((a, b) => a - b);
-    out[key] = v.length * 2 < iterations
-      ? [NaN, NaN]
-      : [quantileSorted(v, alpha), quantileSorted(v, 1 - alpha)];
-  }
+  for (const key of CI_METRICS) out[key] = percentileInterval(samples[key], opts.level ?? 0.95);
   return out;
 }
 

@@ -4,7 +4,13 @@
  * `evaluation.json` and the charts (`charts/*.svg|png`).
  */
 import { basename, join } from "node:path";
-import { bootstrapCI, type MetricCIs, wilsonInterval } from "./bootstrap.ts";
+import {
+  bootstrapCI,
+  bootstrapDistribution,
+  type MetricCIs,
+  percentileInterval,
+  wilsonInterval,
+} from "./bootstrap.ts";
 import { calibrationBins, computeMetrics, type Metrics, prCurve, rocCurve } from "./metrics.ts";
 import {
   chooseThreshold,
@@ -42,8 +48,28 @@ export interface PredictionItem {
 export interface PredictionsFile {
   split: string;
   items: PredictionItem[];
-  source?: { dataRoot?: string; split?: string; createdAt?: string };
+  source?: PredictionsSource;
 }
+
+/** Where a predictions file's images came from (external sets carry their provenance). */
+export interface PredictionsSource {
+  dataRoot?: string;
+  split?: string;
+  createdAt?: string;
+  /** External sets: the name given (--name) or the content hash's prefix. */
+  name?: string;
+  /** The labels CSV, for folders not in Kaggle layout. */
+  labels?: string;
+  /** Content hash of the set (lib/data/labelled.ts setHash). */
+  sha256?: string;
+  counts?: { n: number; positives: number; negatives: number; unreadable: number };
+}
+
+/** A split's difference from validation (split minus validation) with a 95% bootstrap CI. */
+export type ShiftFromValidation = Record<
+  "rocAuc" | "sensitivity" | "specificity",
+  { delta: number; ci: [number, number] }
+>;
 
 /** The parts of config.json the evaluation reads (everything optional: older runs). */
 export interface RunConfigView {
@@ -79,6 +105,8 @@ export interface SplitEvaluation {
   patients: number | null;
   predictionsFile: string;
   source?: PredictionsFile["source"];
+  /** Every split but validation: the change from validation, with CIs. */
+  fromValidation?: ShiftFromValidation;
 }
 
 /** `evaluation.json` (NaN metrics are written as null). */
@@ -90,6 +118,10 @@ export interface Evaluation {
     value: number;
     val_sensitivity: number;
     val_specificity: number;
+    /** The threshold profile applied: "validation" or "site:<name>" (lib/evaluation/profiles.ts). */
+    profile: string;
+    /** When a site profile was applied: the validation threshold it replaced here. */
+    validation_value?: number;
   };
   splits: Record<string, SplitEvaluation>;
   notImageNet: boolean;
@@ -108,6 +140,8 @@ export interface EvaluateOptions {
   seed?: number;
   /** Render charts (default true). */
   charts?: boolean;
+  /** Apply this profile's threshold instead of the one chosen on validation now. */
+  profile?: { name: string; value: number };
 }
 
 /** Load and validate a predictions file; errors name the file and the bad field. */
@@ -181,6 +215,52 @@ export function evaluateSplit(
   };
 }
 
+function groupsOf(p: PredictionsFile): string[] | undefined {
+  return p.items.every((it) => typeof it.patient === "string" && it.patient)
+    ? p.items.map((it) => it.patient as string)
+    : undefined;
+}
+
+/**
+ * `other` minus validation for ROC-AUC, sensitivity and specificity at one threshold, with a
+ * 95% CI from independent bootstraps of the two sets (patients resampled when known).
+ */
+export function shiftFromValidation(
+  val: PredictionsFile,
+  other: PredictionsFile,
+  threshold: number,
+  opts: { iterations?: number; seed?: number } = {},
+): ShiftFromValidation {
+  const dist = (p: PredictionsFile, seed: number) =>
+    bootstrapDistribution(p.items.map((i) => i.label), p.items.map((i) => i.prob), threshold, {
+      groups: groupsOf(p),
+      iterations: opts.iterations ?? 1000,
+      seed,
+    });
+  const seed = opts.seed ?? 42;
+  const a = dist(val, seed);
+  const b = dist(other, seed + 1);
+  const ma = computeMetrics(val.items.map((i) => i.label), val.items.map((i) => i.prob), threshold);
+  const mb = computeMetrics(
+    other.items.map((i) => i.label),
+    other.items.map((i) => i.prob),
+    threshold,
+  );
+  const out = {} as ShiftFromValidation;
+  for (const k of ["rocAuc", "sensitivity", "specificity"] as const) {
+    const diff = a[k].map((x, i) => b[k][i] - x);
+    out[k] = { delta: mb[k] - ma[k], ci: percentileInterval(diff) };
+  }
+  return out;
+}
+
+/** "threshold sens95 chosen on validation" or "threshold of profile site:x" (older files: no profile). */
+export function thresholdLabel(t: { method: string; profile?: string }): string {
+  return t.profile && t.profile !== "validation"
+    ? `threshold of profile ${t.profile}`
+    : `threshold ${t.method} chosen on validation`;
+}
+
 /** Title suffix that keeps "not ImageNet" next to every number drawn. */
 export function weightsTag(config: RunConfigView | null): { notImageNet: boolean; label: string } {
   const w = config?.weights;
@@ -212,20 +292,23 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
   const preds: Record<string, PredictionsFile> = {};
   for (const [key, path] of Object.entries(files)) preds[key] = await loadPredictions(path);
   const val = preds.val;
-  const chosen = chooseThreshold(
-    val.items.map((i) => i.label),
-    val.items.map((i) => i.prob),
-    method,
-  );
+  const valLabels = val.items.map((i) => i.label);
+  const valProbs = val.items.map((i) => i.prob);
+  const chosen = chooseThreshold(valLabels, valProbs, method);
+  const threshold = opts.profile?.value ?? chosen.value;
+  const atThreshold = computeMetrics(valLabels, valProbs, threshold);
   const iterations = opts.iterations ?? 1000;
   const seed = opts.seed ?? 42;
   const splits: Record<string, SplitEvaluation> = {};
   for (const [key, p] of Object.entries(preds)) {
-    splits[key] = evaluateSplit(p, chosen.value, {
+    splits[key] = evaluateSplit(p, threshold, {
       iterations,
       seed,
       predictionsFile: basename(files[key]),
     });
+    if (key !== "val") {
+      splits[key].fromValidation = shiftFromValidation(val, p, threshold, { iterations, seed });
+    }
   }
   const tag = weightsTag(config);
   const runId = config?.runId ?? basename(runDir);
@@ -234,9 +317,11 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
     net: config?.net ?? null,
     threshold: {
       method,
-      value: chosen.value,
-      val_sensitivity: chosen.sensitivity,
-      val_specificity: chosen.specificity,
+      value: threshold,
+      val_sensitivity: atThreshold.sensitivity,
+      val_specificity: atThreshold.specificity,
+      profile: opts.profile?.name ?? "validation",
+      ...(opts.profile ? { validation_value: chosen.value } : {}),
     },
     splits,
     notImageNet: tag.notImageNet,
@@ -304,9 +389,7 @@ export async function runChartSpecs(
   }
   if (rocSeries.length) {
     specs.roc = rocChart(rocSeries, {
-      title: `${model}: ROC — threshold ${t.method} chosen on validation${
-        suffix ? ";" + suffix.slice(2) : ""
-      }`,
+      title: `${model}: ROC — ${thresholdLabel(t)}${suffix ? ";" + suffix.slice(2) : ""}`,
       operatingPoints: rocPoints,
     });
     const ref = evaluation.splits.test ?? evaluation.splits.val;
@@ -318,7 +401,9 @@ export async function runChartSpecs(
   }
   for (const [key, s] of Object.entries(evaluation.splits)) {
     specs[`confusion-${key}`] = confusionChart(s.metrics.confusion, {
-      title: `${model}: ${splitTitle(key)}, threshold ${t.value.toFixed(3)} (${t.method})`,
+      title: `${model}: ${splitTitle(key)}, threshold ${t.value.toFixed(3)} (${
+        t.profile && t.profile !== "validation" ? t.profile : t.method
+      })`,
     });
   }
   specs.calibration = calibrationChart(calib, { title: `${model}: calibration${suffix}` });

@@ -1,9 +1,9 @@
 /**
  * Predictions for a run on images it has not been evaluated on: its own val/test split rebuilt
- * exactly as training made it, or another Kaggle-layout folder (e.g. a more diverse test set),
- * through the run's classifier.onnx. Unreadable images are reported and skipped.
+ * exactly as training made it, or an external labelled folder (lib/data/labelled.ts; keyed by
+ * name or content hash, lib/evaluation/external.ts), through the run's classifier.onnx. Unreadable images are reported and skipped.
  */
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { exists } from "../util/fs.ts";
 import { Progress } from "../util/progress.ts";
 import {
@@ -12,17 +12,11 @@ import {
   type PredictionsFile,
   readRunConfig,
 } from "./evaluate.ts";
+import { externalSource, externalTarget, hashItems } from "./external.ts";
+import { readLabelledFolder } from "../data/labelled.ts";
+import type { SplitName } from "../data/dataset.ts";
 
-/** Kaggle-layout folder -> a predictions key that does not clash with the run's own splits. */
-function externalKey(dataRoot: string, split: string): string {
-  const slug = basename(resolve(dataRoot)).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(
-    /^-|-$/g,
-    "",
-  );
-  return `ext-${slug || "data"}-${split}`;
-}
-
-interface ItemLike {
+export interface ItemLike {
   path: string;
   rel: string;
   label: 0 | 1;
@@ -30,7 +24,7 @@ interface ItemLike {
 }
 
 /** Keep at most `limit` items, same class balance, deterministic (every k-th of each class). */
-function stratifiedLimit<T extends ItemLike>(items: T[], limit: number): T[] {
+export function stratifiedLimit<T extends ItemLike>(items: T[], limit: number): T[] {
   if (items.length <= limit) return items;
   const out: T[] = [];
   for (const label of [0, 1] as const) {
@@ -50,21 +44,18 @@ async function itemsFor(
   split: "val" | "test",
   dataRoot: string | undefined,
 ): Promise<{ items: ItemLike[]; root: string }> {
+  if (dataRoot) {
+    // Any labelled folder shape (Kaggle layout, class folders, labels CSV).
+    const set = await readLabelledFolder(dataRoot, { split });
+    for (const w of set.warnings) console.error(`warning: ${w}`);
+    return { items: set.items, root: set.root };
+  }
   const { scanDataset } = await import("../data/dataset.ts");
   const config = await readRunConfig(runDir);
-  const root = dataRoot ?? config?.data?.root;
+  const root = config?.data?.root;
   if (!root) throw new Error(`${runDir}/config.json has no data.root; pass --data DIR`);
   const scanned = await scanDataset(root);
   for (const w of scanned.warnings) console.error(`warning: ${w}`);
-  if (dataRoot) {
-    const items = scanned.items.filter((i) => i.split === split);
-    if (items.length === 0) {
-      throw new Error(
-        `${root} has no ${split}/ images (expected ${root}/${split}/{NORMAL,PNEUMONIA}/)`,
-      );
-    }
-    return { items, root };
-  }
   // The run's own split: rebuild it exactly as training did (same protocol, fraction, seed).
   const { makeSplits } = await import("../data/splits.ts");
   const raw = config as unknown as {
@@ -133,32 +124,46 @@ export async function predictItems(
 
 export interface PredictSplitOptions {
   split: "val" | "test";
-  /** A Kaggle-layout folder to predict on instead of the run's own data. */
+  /** A labelled folder to predict on instead of the run's own data (see predictExternalSet). */
   dataRoot?: string;
+  /** External sets: labels CSV, key name (default: content hash), replace a clashing key. */
+  labels?: string;
+  name?: string;
+  replace?: boolean;
   /** At most this many images (stratified; quick checks). */
   limit?: number;
   batchSize?: number;
 }
 
 /**
+ * Whether `data` is the folder of the run's own `split`: its stored predictions came from there,
+ * or none are stored and it is the run's data root (or the run records none). Any other
+ * folder is an external set.
+ */
+async function isOwnSplitFolder(runDir: string, split: string, data: string): Promise<boolean> {
+  const own = join(runDir, `predictions-${split}.json`);
+  if (await exists(own)) return (await loadPredictions(own)).source?.dataRoot === resolve(data);
+  const root = (await readRunConfig(runDir))?.data?.root;
+  return root ? resolve(root) === resolve(data) : true;
+}
+
+/**
  * Writes predictions-<key>.json for `opts.split` unless the run already has them (always with
- * `dataRoot`; a folder other than the run's own gets its own `ext-…` key). Returns the file
- * written, or null when the stored predictions were kept.
+ * `dataRoot`). The run's own folder fills predictions-<split>.json; any other folder (or one
+ * given a name or labels CSV) is an external set: predictions-ext-<name or content hash>.json.
+ * Returns the file written, or null when the stored predictions were kept.
  */
 export async function predictSplit(
   runDir: string,
   opts: PredictSplitOptions,
 ): Promise<{ path: string; predicted: number; failed: number } | null> {
   const { split, dataRoot } = opts;
-  let key: string = split;
-  if (dataRoot) {
-    const own = join(runDir, `predictions-${split}.json`);
-    if (await exists(own)) {
-      const existing = await loadPredictions(own);
-      if (existing.source?.dataRoot !== resolve(dataRoot)) key = externalKey(dataRoot, split);
-    }
+  if (
+    dataRoot && (opts.name || opts.labels || !(await isOwnSplitFolder(runDir, split, dataRoot)))
+  ) {
+    return await predictExternalSet(runDir, dataRoot, opts);
   }
-  const path = join(runDir, `predictions-${key}.json`);
+  const path = join(runDir, `predictions-${split}.json`);
   if (!dataRoot && (await exists(path))) return null;
   let { items, root } = await itemsFor(runDir, split, dataRoot);
   if (opts.limit) items = stratifiedLimit(items, opts.limit);
@@ -166,10 +171,60 @@ export async function predictSplit(
   const { predictions, failed } = await predictItems(runDir, items, { batchSize: opts.batchSize });
   if (predictions.length === 0) throw new Error(`no image of ${root}/${split} could be read`);
   const file: PredictionsFile = {
-    split: key,
+    split,
     items: predictions,
     source: { dataRoot: resolve(root), split, createdAt: new Date().toISOString() },
   };
   await Deno.writeTextFile(path, JSON.stringify(file));
   return { path, predicted: predictions.length, failed: failed.length };
+}
+
+/**
+ * Predict an external set into predictions-ext-<key>.json (key: `name`, else the content
+ * hash; a key holding another set is refused unless `replace`), with its provenance.
+ * Kaggle layout: one split when given, else every split.
+ */
+export async function predictExternalSet(
+  runDir: string,
+  data: string,
+  opts: {
+    split?: string;
+    labels?: string;
+    name?: string;
+    replace?: boolean;
+    limit?: number;
+    batchSize?: number;
+    quiet?: boolean;
+  } = {},
+): Promise<{ key: string; path: string; predicted: number; failed: number }> {
+  const split = opts.split as SplitName | undefined;
+  const set = await readLabelledFolder(data, { labels: opts.labels, split });
+  for (const w of set.warnings) console.error(`warning: ${w}`);
+  const items = opts.limit ? stratifiedLimit(set.items, opts.limit) : set.items;
+  const hashed = await hashItems(items);
+  const target = await externalTarget(runDir, set, hashed, opts);
+  console.error(`predicting ${items.length} images of ${set.root} as ${target.key}`);
+  const { predictions, failed } = await predictItems(runDir, items, {
+    batchSize: opts.batchSize,
+    quiet: opts.quiet,
+  });
+  if (predictions.length === 0) throw new Error(`no image of ${set.root} could be read`);
+  const positives = predictions.filter((p) => p.label === 1).length;
+  const file: PredictionsFile = {
+    split: target.key,
+    items: predictions,
+    source: externalSource(set, target, {
+      n: predictions.length,
+      positives,
+      negatives: predictions.length - positives,
+      unreadable: failed.length,
+    }, set.layout === "kaggle" ? split : undefined),
+  };
+  await Deno.writeTextFile(target.path, JSON.stringify(file));
+  return {
+    key: target.key,
+    path: target.path,
+    predicted: predictions.length,
+    failed: failed.length,
+  };
 }

@@ -1,0 +1,137 @@
+/**
+ * The shift suite over saved runs: each run's validation images (predictions-val.json, read
+ * from its data root), its classifier.onnx and a threshold profile; runs that share the same
+ * selected images (the three nets of one train-all) share the decoding and each shifted batch.
+ * Writes `robustness.json` and `charts/robustness.{svg,png,vl.json}` into every run folder.
+ */
+import { basename, join } from "node:path";
+import { loadClassifier } from "../inference/classifier.ts";
+import { loadPredictions, readRunConfig, weightsTag } from "./evaluate.ts";
+import { displayName } from "../models/registry.ts";
+import { resolveProfile } from "./profiles.ts";
+import {
+  DEFAULT_SUITE_IMAGES,
+  ROBUSTNESS_FILE,
+  type RobustnessResult,
+  runShiftSuite,
+  selectSuiteImages,
+  type SuiteImage,
+  type SuiteModel,
+  type SuiteOptions,
+} from "./robustness.ts";
+import { robustnessHeatmap, type VlSpec } from "../charts/specs.ts";
+import { writeChart } from "../charts/render.ts";
+import { SUITE_KINDS } from "../data/shifts.ts";
+import { exists, readJson } from "../util/fs.ts";
+
+export interface RobustnessRunOptions extends SuiteOptions {
+  /** Images per run (default DEFAULT_SUITE_IMAGES) or "all" of validation. */
+  images?: number | "all";
+  /** Threshold profile (default "validation"). */
+  threshold?: string;
+  /** Read images from here instead of the run's data root (same relative paths). */
+  dataRoot?: string;
+  /** Write the heat map chart into each run (default true). */
+  charts?: boolean;
+}
+
+/** The images of a run's suite: its validation predictions, resolved under its data root. */
+async function runImages(runDir: string, opts: RobustnessRunOptions): Promise<SuiteImage[]> {
+  const predsPath = join(runDir, "predictions-val.json");
+  if (!(await exists(predsPath))) {
+    throw new Error(`${runDir} has no predictions-val.json: the suite runs on validation images`);
+  }
+  const preds = await loadPredictions(predsPath);
+  const config = await readRunConfig(runDir);
+  const root = opts.dataRoot ?? preds.source?.dataRoot ?? config?.data?.root;
+  if (!root) throw new Error(`${runDir}/config.json has no data.root; pass --data DIR`);
+  const chosen = selectSuiteImages(preds.items, opts.images ?? DEFAULT_SUITE_IMAGES, opts.seed);
+  return chosen.map((it) => ({
+    path: join(root, it.rel),
+    rel: it.rel,
+    label: it.label,
+    patient: it.patient,
+    sha256: it.sha256,
+  }));
+}
+
+/** Heat map of one or more runs' results. */
+export function robustnessChart(results: RobustnessResult[], title?: string): VlSpec {
+  const flagged = results.some((r) => r.notImageNet);
+  return robustnessHeatmap(
+    results.flatMap((r) =>
+      r.conditions.map((c) => ({
+        model: `${displayName(r.net)} (n=${r.images.n})`,
+        shift: c.shift,
+        severity: c.severity,
+        specificity: c.specificity,
+        sensitivity: c.sensitivity,
+        rocAuc: c.rocAuc,
+        lo: c.ci.specificity[0],
+        hi: c.ci.specificity[1],
+      }))
+    ),
+    {
+      title: title ??
+        `Specificity (%) under acquisition shifts, at each model's threshold — ${
+          flagged ? "formula weights, not ImageNet; " : ""
+        }validation images`,
+      shifts: ["none", ...SUITE_KINDS],
+    },
+  );
+}
+
+/** Read a run's robustness.json, or null. */
+export async function readRobustness(runDir: string): Promise<RobustnessResult | null> {
+  const path = join(runDir, ROBUSTNESS_FILE);
+  return (await exists(path)) ? await readJson<RobustnessResult>(path) : null;
+}
+
+/** Run the suite on `runDirs` and write each run's results; returns them in input order. */
+export async function robustnessForRuns(
+  runDirs: string[],
+  opts: RobustnessRunOptions = {},
+): Promise<RobustnessResult[]> {
+  const prepared = [];
+  for (const dir of runDirs) {
+    const images = await runImages(dir, opts);
+    prepared.push({ dir, images, key: images.map((i) => i.path).join("\n") });
+  }
+  const results = new Map<string, RobustnessResult>();
+  for (const key of [...new Set(prepared.map((p) => p.key))]) {
+    const group = prepared.filter((p) => p.key === key);
+    const models: (SuiteModel & { close(): Promise<void> })[] = [];
+    try {
+      for (const p of group) {
+        const classifier = await loadClassifier(p.dir);
+        const config = await readRunConfig(p.dir);
+        const tag = weightsTag(config ?? { weights: classifier.weights });
+        models.push({
+          id: config?.runId ?? classifier.id ?? basename(p.dir),
+          net: classifier.net,
+          weightsLabel: tag.label,
+          notImageNet: tag.notImageNet,
+          threshold: await resolveProfile(p.dir, opts.threshold),
+          predict: (x, n) => classifier.predict(x, n),
+          close: () => classifier.close(),
+        });
+      }
+      const out = await runShiftSuite(group[0].images, models, opts);
+      group.forEach((p, i) => results.set(p.dir, out[i]));
+    } finally {
+      for (const m of models) await m.close();
+    }
+  }
+  const ordered = runDirs.map((d) => results.get(d)!);
+  for (const [i, dir] of runDirs.entries()) {
+    const r = ordered[i];
+    await Deno.writeTextFile(join(dir, ROBUSTNESS_FILE), JSON.stringify(r, null, 1) + "\n");
+    if (opts.charts ?? true) {
+      const spec = robustnessChart([r]);
+      await Deno.mkdir(join(dir, "charts"), { recursive: true });
+      await writeChart(spec, join(dir, "charts", "robustness"));
+      await Deno.writeTextFile(join(dir, "charts", "robustness.vl.json"), JSON.stringify(spec));
+    }
+  }
+  return ordered;
+}
