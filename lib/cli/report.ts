@@ -14,7 +14,8 @@ const USAGE = `usage: deno task report [options]
   --out DIR          where report.md, report.html and report_files/ go (default outputs/)
   --reevaluate       recompute evaluation.json and charts even when present
   --gradcam N        make N Grad-CAM examples per case (correct/wrong x class) for runs that
-                     have a classifier.onnx but no gradcam/ folder (default 0: use what exists)
+                     have a classifier.onnx but no gradcam/ folder, so every model has some
+                     (default 2; 0: use only what exists)
   -h, --help`;
 
 export async function main(args: string[]): Promise<number> {
@@ -29,7 +30,7 @@ export async function main(args: string[]): Promise<number> {
   if (typeof v === "number") return v;
   let gradcamPerCase: number;
   try {
-    gradcamPerCase = nonNegativeInt("gradcam", v.gradcam, 0);
+    gradcamPerCase = nonNegativeInt("gradcam", v.gradcam, 2);
   } catch (e) {
     return usageError(cli, (e as Error).message);
   }

@@ -17,6 +17,7 @@ import {
   type WilsonMetric,
 } from "../evaluation/evaluate.ts";
 import { wilsonInterval } from "../evaluation/bootstrap.ts";
+import { type PairedComparison, pairedComparison, verdict } from "../evaluation/paired.ts";
 import { displayName } from "../models/registry.ts";
 import { comparisonChart, type ComparisonRow } from "../charts/specs.ts";
 import { renderSvg, svgToPng } from "../charts/render.ts";
@@ -284,6 +285,119 @@ const CHART_CAPTIONS: Record<string, string> = {
   "threshold-sweep": "Sensitivity and specificity vs threshold on validation",
 };
 
+/** The split two runs are compared on: test when both have it, else validation, else none. */
+function commonSplit(a: RunSummary, b: RunSummary): string | null {
+  for (const key of ["test", "val"]) {
+    if (a.evaluation.splits[key] && b.evaluation.splits[key]) return key;
+  }
+  return null;
+}
+
+function signed(v: number, asPct: boolean): string {
+  if (!Number.isFinite(v)) return "n/a";
+  const digits = asPct ? 1 : 3;
+  const x = Number((asPct ? 100 * v : v).toFixed(digits));
+  const s = `${Math.abs(x).toFixed(digits)}${asPct ? " pts" : ""}`;
+  return x > 0 ? `+${s}` : x < 0 ? `−${s}` : s;
+}
+
+function deltaCell(d: PairedComparison["deltas"]["rocAuc"], asPct: boolean): string {
+  const v = verdict(d);
+  const mark = v === "no difference shown" ? "" : " ✱";
+  return `${signed(d.delta, asPct)} [${signed(d.ci[0], asPct)}, ${signed(d.ci[1], asPct)}]${mark}`;
+}
+
+/**
+ * "Paired comparison": every pair of runs on the images both evaluated (test when both have it),
+ * B - A with paired patient-bootstrap CIs, so a ranking is a tested claim.
+ */
+async function pairedBlocks(runs: RunSummary[]): Promise<Block[]> {
+  if (runs.length < 2) return [];
+  const rows: string[][] = [];
+  const claims: string[] = [];
+  const skipped: string[] = [];
+  for (let i = 0; i < runs.length; i++) {
+    for (let j = i + 1; j < runs.length; j++) {
+      const [a, b] = [runs[i], runs[j]];
+      const key = commonSplit(a, b);
+      if (!key) continue;
+      const load = async (r: RunSummary) =>
+        (await loadPredictions((await listPredictionFiles(r.runDir))[key])).items;
+      let cmp: PairedComparison;
+      try {
+        cmp = pairedComparison(
+          await load(a),
+          await load(b),
+          a.evaluation.threshold.value,
+          b.evaluation.threshold.value,
+          { iterations: a.evaluation.bootstrap.iterations, seed: a.evaluation.bootstrap.seed },
+        );
+      } catch (e) {
+        skipped.push(`${b.model} vs ${a.model}: ${(e as Error).message}`);
+        continue;
+      }
+      const d = cmp.deltas;
+      rows.push([
+        `**${b.model}** − **${a.model}**`,
+        `${splitName(key)} (${cmp.n} images${cmp.patients ? `, ${cmp.patients} patients` : ""})`,
+        `${a.config?.profile ?? "?"} / ${b.config?.profile ?? "?"}`,
+        deltaCell(d.rocAuc, false),
+        deltaCell(d.sensitivity, true),
+        deltaCell(d.specificity, true),
+      ]);
+      for (
+        const [m, label] of [["rocAuc", "ROC-AUC"], ["sensitivity", "sensitivity"], [
+          "specificity",
+          "specificity",
+        ]] as const
+      ) {
+        const v = verdict(d[m]);
+        if (v === "no difference shown") continue;
+        const [hi, lo] = v === "better" ? [b.model, a.model] : [a.model, b.model];
+        claims.push(
+          `${hi} has a higher ${label} than ${lo} on the same ${cmp.n} ${splitName(key)} images ` +
+            `(difference ${signed(Math.abs(d[m].delta), m !== "rocAuc")}, 95% CI excludes 0).`,
+        );
+      }
+    }
+  }
+  const blocks: Block[] = [{ kind: "h2", text: "Paired comparison", id: "paired" }];
+  if (rows.length === 0) {
+    blocks.push({
+      kind: "p",
+      text: "No two runs were evaluated on the same images, so no paired comparison is possible." +
+        (skipped.length ? ` (${skipped.join("; ")})` : ""),
+    });
+    return blocks;
+  }
+  blocks.push({
+    kind: "table",
+    header: [
+      "Difference (B − A)",
+      "Same images",
+      "Profiles (A / B)",
+      "Δ ROC-AUC [95% CI]",
+      "Δ Sensitivity [95% CI]",
+      "Δ Specificity [95% CI]",
+    ],
+    rows,
+    caption: "Each model at its own validation-chosen threshold, on the images both evaluated " +
+      "(matched by sha256). Paired bootstrap: each resample draws whole patients once and " +
+      "scores both models on it. ✱: the 95% CI excludes 0. Differences in sensitivity and " +
+      "specificity are in percentage points." +
+      (rows.some((r) => r[1].startsWith("validation"))
+        ? " On validation the thresholds were chosen on these same images: not a test estimate."
+        : ""),
+  });
+  blocks.push({
+    kind: "list",
+    items: claims.length
+      ? claims
+      : ["No difference between any two models is shown at 95% on these images."],
+  });
+  return blocks;
+}
+
 /** Build the report blocks (shared by Markdown and HTML). */
 export async function buildReport(
   runs: RunSummary[],
@@ -312,6 +426,7 @@ export async function buildReport(
     "Model",
     "Weights",
     "Split (n: pneumonia/normal)",
+    "Training profile",
     "Threshold (method)",
     "Accuracy [95% CI]",
     "ROC-AUC [95% CI]",
@@ -330,6 +445,7 @@ export async function buildReport(
         `${splitName(key)}${
           key === "val" ? " (not a test estimate)" : ""
         } (${m.n}: ${m.positives}/${m.negatives})`,
+        r.config?.profile ?? "unknown",
         `${num(r.evaluation.threshold.value)} (${r.evaluation.threshold.method}, from validation)`,
         withCi(s, "accuracy", true),
         withCi(s, "rocAuc", false),
@@ -382,6 +498,7 @@ export async function buildReport(
       }],
     });
   }
+  blocks.push(...await pairedBlocks(runs));
   // Provenance.
   blocks.push({ kind: "h2", text: "Provenance", id: "provenance" });
   blocks.push({
@@ -465,7 +582,13 @@ export async function buildReport(
       if (fig) figures.push(fig);
     }
     if (figures.length) blocks.push({ kind: "figures", figures });
-    if (r.gradcam.length) {
+    if (!r.gradcam.length) {
+      blocks.push({
+        kind: "p",
+        text: `No Grad-CAM examples for ${r.model}: \`deno task report --gradcam 2\` makes them ` +
+          `from the run's classifier.onnx.`,
+      });
+    } else {
       blocks.push({ kind: "h3", text: `${r.model}: Grad-CAM examples` });
       blocks.push({
         kind: "p",
