@@ -22,7 +22,7 @@ import {
 } from "../lib/inference/guard.ts";
 import { decodeImage } from "../lib/data/images.ts";
 import type { DicomTags } from "../lib/data/dicom.ts";
-import type { Classifier } from "../lib/inference/classifier.ts";
+import { brightnessClassifier } from "./fake_classifier.ts";
 import { startServer } from "../lib/serving/server.ts";
 import { mulberry32 } from "../lib/util/random.ts";
 import { sharedDir } from "../lib/util/paths.ts";
@@ -120,26 +120,12 @@ Deno.test({
   },
 });
 
-function brightness(): Classifier {
-  return {
-    id: "m1",
-    net: "vgg16",
-    threshold: { method: "youden", value: 0.5, val_sensitivity: null, val_specificity: null },
-    weights: { label: "formula (not ImageNet)", md5: "0", isImageNet: false },
-    gradcamLayer: null,
-    runDir: null,
-    meta: {} as Classifier["meta"],
-    predict: (images: Float32Array) => Promise.resolve({ prob: Float32Array.of(images[0] / 255) }),
-    close: () => Promise.resolve(),
-  };
-}
-
 Deno.test({
   name: "guard through the API: foreign image withheld (probability only with force=true)",
   ignore: !hasData,
   fn: async () => {
     const g = await guard();
-    const server = await startServer({ classifiers: [brightness()], guard: g, port: 0 });
+    const server = await startServer({ classifiers: [brightnessClassifier()], guard: g, port: 0 });
     try {
       const noise = foreignImages([])[0].rgb;
       const png = await sharp(Uint8Array.from(noise), {

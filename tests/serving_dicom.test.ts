@@ -5,28 +5,9 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { join } from "node:path";
-import type { Classifier } from "../lib/inference/classifier.ts";
+import { brightnessClassifier } from "./fake_classifier.ts";
 import { startServer } from "../lib/serving/server.ts";
 import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
-
-/** P(pneumonia) = mean brightness; the guard fields are what this file checks, not the model. */
-function brightness(id: string): Classifier {
-  return {
-    id,
-    net: "densenet121",
-    threshold: { method: "sens95", value: 0.5, val_sensitivity: null, val_specificity: null },
-    weights: { label: "formula (not ImageNet)", md5: "0", isImageNet: false },
-    gradcamLayer: null,
-    runDir: null,
-    meta: {} as Classifier["meta"],
-    predict(images: Float32Array) {
-      let s = 0;
-      for (const v of images) s += v;
-      return Promise.resolve({ prob: Float32Array.of(s / images.length / 255) });
-    },
-    close: () => Promise.resolve(),
-  };
-}
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
@@ -41,7 +22,7 @@ Deno.test({
   name: "serving DICOM: the corpus through the API, as MANIFEST.tsv says",
   ignore: !hasCorpus,
   fn: async () => {
-    const server = await startServer({ classifiers: [brightness("m1")], port: 0 });
+    const server = await startServer({ classifiers: [brightnessClassifier()], port: 0 });
     try {
       for (const row of corpusRows()) {
         const bytes = await Deno.readFile(join(DICOM_DIR, row.file));

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { join } from "node:path";
 import sharp from "sharp";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import type { Classifier } from "../lib/inference/classifier.ts";
+import { brightnessClassifier } from "./fake_classifier.ts";
 import type { Explainer } from "../lib/explain/explainer.ts";
 import {
   FEATURE_DIMS,
@@ -24,25 +24,14 @@ import { DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
 const TRAIN = join(sharedDir(), "data", "chest_xray", "train");
 const XRAY = join(TRAIN, "NORMAL", "IM-0115-0001.jpeg");
 
-function fake(id: string, untrained: boolean): Classifier {
-  return {
+const fake = (id: string, untrained: boolean) =>
+  brightnessClassifier({
     id,
     net: "resnet50",
-    threshold: { method: "youden", value: 0.5, val_sensitivity: 0.9, val_specificity: 0.8 },
-    weights: {
-      label: "formula (not ImageNet)",
-      md5: "0123456789abcdef0123456789abcdef",
-      isImageNet: false,
-      source: "formula",
-      choice: "formula",
-    },
+    untrained,
     gradcamLayer: "conv5_block3_out",
-    runDir: null,
-    meta: { untrained } as Classifier["meta"],
-    predict: (images: Float32Array) => Promise.resolve({ prob: Float32Array.of(images[0] / 255) }),
-    close: () => Promise.resolve(),
-  };
-}
+    weights: { source: "formula", choice: "formula" },
+  });
 
 const explain: Explainer = async () => {
   const png = new Uint8Array(

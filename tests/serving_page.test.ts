@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import { chromium, type Page } from "playwright-core";
-import type { Classifier } from "../lib/inference/classifier.ts";
+import { brightnessClassifier } from "./fake_classifier.ts";
 import type { Explainer } from "../lib/explain/explainer.ts";
 import { startServer } from "../lib/serving/server.ts";
 import { sharedDir } from "../lib/util/paths.ts";
@@ -20,24 +20,6 @@ import { DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const TRAIN = join(sharedDir(), "data", "chest_xray", "train");
 const LONG_ID = "densenet121-20261127T140000Z-full-formula-weights-seed42-a-very-long-run-name";
-
-function fake(id: string, untrained: boolean): Classifier {
-  return {
-    id,
-    net: "densenet121",
-    threshold: { method: "sens95", value: 0.4, val_sensitivity: 0.95, val_specificity: 0.7 },
-    weights: { label: "formula (not ImageNet)", md5: "0123456789abcdef", isImageNet: false },
-    gradcamLayer: "relu",
-    runDir: null,
-    meta: { untrained } as Classifier["meta"],
-    predict(images: Float32Array) {
-      let s = 0;
-      for (const v of images) s += v;
-      return Promise.resolve({ prob: Float32Array.of(s / images.length / 255) });
-    },
-    close: () => Promise.resolve(),
-  };
-}
 
 /** A red square heatmap (RGBA) and an overlay, as the real Grad-CAM returns. */
 const explain: Explainer = async () => {
@@ -59,7 +41,14 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const server = await startServer({
-      classifiers: [fake(LONG_ID, true)],
+      classifiers: [
+        brightnessClassifier({
+          id: LONG_ID,
+          untrained: true,
+          gradcamLayer: "relu",
+          threshold: { value: 0.4 },
+        }),
+      ],
       explain,
       port: 0,
     });

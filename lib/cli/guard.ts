@@ -5,7 +5,7 @@
  * half and the scores of generated foreign images. `deno task serve` picks the file up.
  */
 import { join } from "node:path";
-import { parseCli, positiveInt, usageError } from "./args.ts";
+import { nonNegativeInt, parseCli, positiveInt, usageError } from "./args.ts";
 import { fitGuard, GUARD_FILE } from "../inference/guard.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
 
@@ -31,7 +31,7 @@ export async function main(args: string[]): Promise<number> {
   let trainImages: number | undefined, seed: number | undefined;
   try {
     trainImages = positiveInt("train-images", values["train-images"], undefined);
-    seed = positiveInt("seed", values.seed, undefined);
+    seed = nonNegativeInt("seed", values.seed, undefined);
   } catch (e) {
     return usageError(cli, (e as Error).message);
   }

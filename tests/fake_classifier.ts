@@ -1,0 +1,40 @@
+/** A stand-in classifier for server tests: P(pneumonia) = mean brightness of the input. */
+import type { Classifier } from "../lib/inference/classifier.ts";
+
+export interface FakeOptions {
+  id?: string;
+  net?: Classifier["net"];
+  untrained?: boolean;
+  gradcamLayer?: string | null;
+  threshold?: Partial<Classifier["threshold"]>;
+  weights?: Partial<Classifier["weights"]>;
+}
+
+export function brightnessClassifier(o: FakeOptions = {}): Classifier {
+  return {
+    id: o.id ?? "m1",
+    net: o.net ?? "densenet121",
+    threshold: {
+      method: "sens95",
+      value: 0.5,
+      val_sensitivity: 0.95,
+      val_specificity: 0.7,
+      ...o.threshold,
+    },
+    weights: {
+      label: "formula (not ImageNet)",
+      md5: "0123456789abcdef0123456789abcdef",
+      isImageNet: false,
+      ...o.weights,
+    },
+    gradcamLayer: o.gradcamLayer ?? null,
+    runDir: null,
+    meta: { untrained: o.untrained ?? false } as Classifier["meta"],
+    predict(images: Float32Array) {
+      let s = 0;
+      for (const v of images) s += v;
+      return Promise.resolve({ prob: Float32Array.of(s / images.length / 255) });
+    },
+    close: () => Promise.resolve(),
+  };
+}
