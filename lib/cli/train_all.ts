@@ -12,7 +12,8 @@ import { ENSEMBLE_COMBINES, type EnsembleCombine } from "../inference/ensemble.t
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";
 import { dirname, join } from "node:path";
-import { isDirectory } from "../util/fs.ts";
+import { exists, isDirectory } from "../util/fs.ts";
+import { fitGuard, GUARD_FILE } from "../inference/guard.ts";
 import { logToRunMlflow } from "../tracking/run_log.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
 
@@ -126,6 +127,7 @@ export async function main(args: string[]): Promise<number> {
         `threshold ${e.evaluation.threshold.value.toFixed(3)} from validation`,
     );
   }
+  await fitGuardOnce(configs[0].dataRoot, configs[0].seed);
   const report = await writeReport({ runDirs: reported });
   if (v["no-mlflow"] !== true) await logReportToRuns(reported, [report.md, report.html]);
   const timing = {
@@ -146,6 +148,22 @@ export async function main(args: string[]): Promise<number> {
     } s; report ${report.md}, ${report.html}`,
   );
   return 0;
+}
+
+/** The serving guard (lib/inference/guard.ts) from the same data and split, unless one exists. */
+async function fitGuardOnce(dataRoot: string, seed: number): Promise<void> {
+  const path = join(outputsDir(), GUARD_FILE);
+  if (await exists(path)) return;
+  try {
+    const g = await fitGuard({ data: dataRoot, seed, progress: true });
+    await Deno.writeTextFile(path, JSON.stringify(g));
+    console.log(
+      `train-all: guard ${path}: ${g.falseAlarms.flagged}/${g.falseAlarms.n} held-out ` +
+        `validation images flagged (${(100 * g.falseAlarms.rate).toFixed(1)}%)`,
+    );
+  } catch (e) {
+    console.error(`train-all: no guard fitted: ${(e as Error).message}`);
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -585,8 +585,10 @@ export async function buildReport(
     if (!r.gradcam.length) {
       blocks.push({
         kind: "p",
-        text: `No Grad-CAM examples for ${r.model}: \`deno task report --gradcam 2\` makes them ` +
-          `from the run's classifier.onnx.`,
+        text: (r.evaluation.net ?? r.config?.net) === "ensemble"
+          ? `No Grad-CAM for ${r.model}: an ensemble has no single heatmap; see its members'.`
+          : `No Grad-CAM examples for ${r.model}: \`deno task report --gradcam 2\` makes them ` +
+            `from the run's classifier.onnx.`,
       });
     } else {
       blocks.push({ kind: "h3", text: `${r.model}: Grad-CAM examples` });
