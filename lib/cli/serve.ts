@@ -35,6 +35,8 @@ const USAGE = `usage: deno task serve [options]
   --threads <n>         ONNX Runtime threads per model (default: ORT's choice)
   --guard <file>        out-of-distribution guard from \`deno task guard\` (default: <outputs>/guard.json if present)
   --no-guard            check DICOM tags only, no image score
+  --threshold PROFILE   default threshold profile: validation (default) or site:NAME from
+                        \`deno task calibrate\`; a request's ?threshold= overrides it
   --quiet               no access log
   -h, --help            this help`;
 
@@ -145,6 +147,7 @@ export async function main(args: string[]): Promise<number> {
         threads: { type: "string" },
         guard: { type: "string" },
         "no-guard": { type: "boolean" },
+        threshold: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -202,6 +205,7 @@ export async function main(args: string[]): Promise<number> {
     classifiers,
     explain: gradCamExplainer,
     guard,
+    defaultThreshold: values.threshold ?? "validation",
     hostname: values.host ?? "127.0.0.1",
     port: opts.port,
     limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },

@@ -111,13 +111,15 @@ async function readSiteFile(runDir: string): Promise<ThresholdsFile> {
   return { format: "cxr-thresholds/1", profiles: raw.profiles };
 }
 
+/** The site profiles of a run, by name (none when it has no thresholds.json). */
+export async function listSiteProfiles(runDir: string): Promise<ThresholdProfile[]> {
+  const site = await readSiteFile(runDir);
+  return Object.keys(site.profiles).sort().map((k) => site.profiles[k]);
+}
+
 /** Every profile of a run: validation first, then site profiles by name. */
 export async function listProfiles(runDir: string): Promise<ThresholdProfile[]> {
-  const site = await readSiteFile(runDir);
-  return [
-    await validationProfile(runDir),
-    ...Object.keys(site.profiles).sort().map((k) => site.profiles[k]),
-  ];
+  return [await validationProfile(runDir), ...await listSiteProfiles(runDir)];
 }
 
 /** The profile called `name` (default validation); the error lists the ones that exist. */

@@ -3,12 +3,66 @@
  * once and says "loading" until they settle), chosen per request by id or net name.
  */
 import type { Classifier } from "../inference/classifier.ts";
+import { listSiteProfiles, type ThresholdProfile } from "../evaluation/profiles.ts";
 import { displayName } from "../models/registry.ts";
 import { HttpError } from "./errors.ts";
 
 export interface ModelEntry {
   classifier: Classifier;
   displayName: string;
+  /** Threshold profiles of the run: validation first, then site:<name> (thresholds.json). */
+  profiles: ThresholdProfile[];
+}
+
+/**
+ * The `threshold` block of an answer: the operating point that produced the label and the
+ * profile it comes from (`profile`: "validation" or "site:<name>"). Site profiles add what
+ * they were fitted on.
+ */
+export function thresholdOf(m: ModelEntry, profile: ThresholdProfile) {
+  const c = m.classifier;
+  if (profile.name === "validation") return { ...c.threshold, profile: "validation" };
+  return {
+    method: profile.method,
+    value: profile.value,
+    val_sensitivity: null,
+    val_specificity: null,
+    profile: profile.name,
+    site: {
+      sensitivity: profile.sensitivity,
+      specificity: profile.specificity,
+      ci: profile.ci ?? null,
+      n: profile.data?.n ?? null,
+      positives: profile.data?.positives ?? null,
+      negatives: profile.data?.negatives ?? null,
+      sha256: profile.data?.sha256 ?? null,
+      createdAt: profile.createdAt ?? null,
+      warnings: profile.warnings ?? [],
+    },
+  };
+}
+
+/** Validation profile straight from classifier.json (runs without a folder, fakes in tests). */
+function validationOf(c: Classifier): ThresholdProfile {
+  return {
+    name: "validation",
+    value: c.threshold.value,
+    method: c.threshold.method,
+    sensitivity: c.threshold.val_sensitivity,
+    specificity: c.threshold.val_specificity,
+  };
+}
+
+async function profilesOf(c: Classifier): Promise<ThresholdProfile[]> {
+  if (!c.runDir) return [validationOf(c)];
+  try {
+    return [validationOf(c), ...await listSiteProfiles(c.runDir)];
+  } catch (e) {
+    console.error(
+      `warning: site threshold profiles of ${c.id} not loaded: ${(e as Error).message}`,
+    );
+    return [validationOf(c)];
+  }
 }
 
 /** The weights block of every model description: `notImageNet` spelled out for the page. */
@@ -34,13 +88,18 @@ export class ModelRegistry {
   /** Settles when the classifiers are loaded (or failed to load). */
   readonly ready: Promise<void>;
 
-  constructor(classifiers: Classifier[] | Promise<Classifier[]>) {
+  /** Profile applied when a request names none (`serve --threshold`); default validation. */
+  readonly defaultThreshold: string;
+
+  constructor(classifiers: Classifier[] | Promise<Classifier[]>, defaultThreshold = "validation") {
+    this.defaultThreshold = defaultThreshold;
     this.ready = Promise.resolve(classifiers).then(
-      (list) => {
-        this.#models = list.map((c) => ({
+      async (list) => {
+        this.#models = await Promise.all(list.map(async (c) => ({
           classifier: c,
           displayName: displayName(c.net),
-        }));
+          profiles: await profilesOf(c),
+        })));
         this.#loaded = true;
       },
       (e) => {
@@ -59,18 +118,45 @@ export class ModelRegistry {
 
   /** What /v1/models lists. */
   describe() {
-    return this.#models.map(({ classifier: c, displayName }) => ({
-      id: c.id,
-      net: c.net,
-      displayName,
-      threshold: c.threshold,
+    return this.#models.map((m) => ({
+      id: m.classifier.id,
+      net: m.classifier.net,
+      displayName: m.displayName,
+      threshold: thresholdOf(m, this.profile(m, null)),
+      thresholdProfiles: m.profiles.map((p) => p.name),
+      ...this.#describeRest(m.classifier),
+    }));
+  }
+
+  /**
+   * The profile for a request's `?threshold=` (null: the server default). A profile named in
+   * the request must exist for every selected model (400 otherwise); the server default falls
+   * back to validation for a model calibrated without it, and the answer says so.
+   */
+  profile(m: ModelEntry, requested: string | null): ThresholdProfile {
+    const name = requested || this.defaultThreshold;
+    const full = name === "validation" || name.startsWith("site:") ? name : `site:${name}`;
+    const hit = m.profiles.find((p) => p.name === full);
+    if (hit) return hit;
+    if (!requested) return m.profiles[0];
+    throw new HttpError(
+      400,
+      "unknown_threshold_profile",
+      `model ${m.classifier.id} has no threshold profile ${JSON.stringify(requested)}; it has ${
+        m.profiles.map((p) => p.name).join(", ")
+      }`,
+    );
+  }
+
+  #describeRest(c: Classifier) {
+    return {
       weights: weightsOf(c),
       untrained: untrainedOf(c),
       gradcam: c.gradcamLayer !== null,
       gradcamLayer: c.gradcamLayer,
       intensity: c.intensity ?? "off",
       ...(c.meta?.members ? { members: c.meta.members, combine: c.meta.combine } : {}),
-    }));
+    };
   }
 
   /** The models a `?model=a,b` parameter names (ids or net names); all when absent. */

@@ -17,13 +17,35 @@ const errorSchema = {
 
 const thresholdSchema = {
   type: "object",
-  description: "Operating threshold chosen on the validation split (never on test).",
-  required: ["method", "value", "val_sensitivity", "val_specificity"],
+  description:
+    "The operating threshold that produced the label and its profile: `validation` (chosen on " +
+    "the validation split, never on test) or `site:<name>` (re-chosen on a site's labelled " +
+    "images by `deno task calibrate`).",
+  required: ["method", "value", "val_sensitivity", "val_specificity", "profile"],
   properties: {
-    method: { type: "string", examples: ["sens95", "youden", "0.5"] },
+    method: { type: "string", examples: ["sens95", "youden", "0.5", "target-sensitivity"] },
     value: { type: "number", minimum: 0, maximum: 1 },
-    val_sensitivity: { type: ["number", "null"] },
-    val_specificity: { type: ["number", "null"] },
+    val_sensitivity: { type: ["number", "null"], description: "Validation profile only." },
+    val_specificity: { type: ["number", "null"], description: "Validation profile only." },
+    profile: { type: "string", examples: ["validation", "site:stmarys"] },
+    site: {
+      type: "object",
+      description: "Site profiles: what the threshold was fitted on and gives there.",
+      properties: {
+        sensitivity: { type: ["number", "null"] },
+        specificity: { type: ["number", "null"] },
+        ci: {
+          type: ["object", "null"],
+          description: "95% bootstrap CIs (threshold re-chosen per resample).",
+        },
+        n: { type: ["integer", "null"] },
+        positives: { type: ["integer", "null"] },
+        negatives: { type: ["integer", "null"] },
+        sha256: { type: ["string", "null"], description: "Content hash of the site's images." },
+        createdAt: { type: ["string", "null"] },
+        warnings: { type: "array", items: { type: "string" } },
+      },
+    },
   },
 };
 
@@ -83,6 +105,11 @@ const modelSchema = {
     net: { type: "string", enum: ["vgg16", "resnet50", "densenet121", "ensemble"] },
     displayName: { type: "string" },
     threshold: thresholdSchema,
+    thresholdProfiles: {
+      type: "array",
+      items: { type: "string" },
+      description: "Profiles ?threshold= accepts for this model (validation first).",
+    },
     weights: weightsSchema,
     untrained: untrainedSchema,
     gradcam: { type: "boolean", description: "Whether ?explain=gradcam is supported." },
@@ -359,6 +386,14 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
               required: false,
               description: "gradcam: add a Grad-CAM heatmap overlay (PNG, base64) per model.",
               schema: { type: "string", enum: ["gradcam"] },
+            },
+            {
+              name: "threshold",
+              in: "query",
+              required: false,
+              description:
+                "Threshold profile: validation or site:<name> (from `deno task calibrate`); default: the server's (`serve --threshold`). Every selected model must have it (400 unknown_threshold_profile).",
+              schema: { type: "string", examples: ["validation", "site:stmarys"] },
             },
             {
               name: "force",

@@ -11,7 +11,14 @@ import { IMAGE_SIZE } from "../inference/classifier.ts";
 import { assessInput, type GuardModel, type GuardVerdict } from "../inference/guard.ts";
 import { HttpError, jsonResponse } from "./errors.ts";
 import type { ConcurrencyLimiter } from "./limiter.ts";
-import { type ModelEntry, type ModelRegistry, untrainedOf, weightsOf } from "./models.ts";
+import {
+  type ModelEntry,
+  type ModelRegistry,
+  thresholdOf,
+  untrainedOf,
+  weightsOf,
+} from "./models.ts";
+import type { ThresholdProfile } from "../evaluation/profiles.ts";
 import {
   type DecodedUpload,
   decodeUpload,
@@ -34,7 +41,7 @@ export interface PredictDeps {
   log?: (line: string) => void;
 }
 
-const QUERY_PARAMS = ["model", "explain", "force"];
+const QUERY_PARAMS = ["model", "explain", "force", "threshold"];
 
 function toBase64(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString("base64");
@@ -87,7 +94,7 @@ async function previewPng(rgb: Float32Array, size: number): Promise<Uint8Array> 
 }
 
 /** A model's entry when the guard withholds its answer: no probability, no label. */
-function withheld(m: ModelEntry): Record<string, unknown> {
+function withheld(m: ModelEntry, threshold: ThresholdProfile): Record<string, unknown> {
   const c = m.classifier;
   return {
     model: c.id,
@@ -96,7 +103,7 @@ function withheld(m: ModelEntry): Record<string, unknown> {
     probability: null,
     label: null,
     withheld: true,
-    threshold: c.threshold,
+    threshold: thresholdOf(m, threshold),
     weights: weightsOf(c),
     untrained: untrainedOf(c),
     latency_ms: 0,
@@ -135,6 +142,7 @@ async function runModel(
   m: ModelEntry,
   img: DecodedUpload,
   gradcam: boolean,
+  threshold: ThresholdProfile,
 ): Promise<Record<string, unknown>> {
   const c = m.classifier;
   const t1 = performance.now();
@@ -145,8 +153,8 @@ async function runModel(
     net: c.net,
     displayName: m.displayName,
     probability: round(prob),
-    label: prob >= c.threshold.value ? "PNEUMONIA" : "NORMAL",
-    threshold: c.threshold,
+    label: prob >= threshold.value ? "PNEUMONIA" : "NORMAL",
+    threshold: thresholdOf(m, threshold),
     weights: weightsOf(c),
     untrained: untrainedOf(c),
     intensity: c.intensity ?? "off",
@@ -165,6 +173,9 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
     const gradcam = wantsGradcam(url);
     const force = wantsForce(url);
     const selected = deps.registry.select(url.searchParams.get("model"));
+    const thresholds = selected.map((m) =>
+      deps.registry.profile(m, url.searchParams.get("threshold"))
+    );
     const t0 = performance.now();
     const bytes = await extractImageBytes(req, deps.limits.maxBytes);
     const header = await inspectUpload(bytes, deps.limits);
@@ -174,9 +185,13 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
       // Never a silent prediction on a foreign image: withheld unless asked for.
       const withhold = !verdict.ok && !force;
       const results = [];
-      for (const m of selected) {
+      for (const [k, m] of selected.entries()) {
         signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
-        results.push(withhold ? withheld(m) : await runModel(deps, m, img, gradcam));
+        results.push(
+          withhold
+            ? withheld(m, thresholds[k])
+            : await runModel(deps, m, img, gradcam, thresholds[k]),
+        );
       }
       return jsonResponse({
         image: {

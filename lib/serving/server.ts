@@ -23,6 +23,8 @@ export interface ServerOptions {
   explain?: Explainer;
   /** Out-of-distribution guard (lib/inference/guard.ts); absent: DICOM tags are checked only. */
   guard?: GuardModel | null;
+  /** Threshold profile when a request names none (`serve --threshold`; default validation). */
+  defaultThreshold?: string;
   limits?: Partial<UploadLimits>;
   /** Predictions running at once (default 2, the CPU count here). */
   maxConcurrent?: number;
@@ -120,7 +122,7 @@ function toErrorResponse(e: unknown, log?: (line: string) => void): Response {
 }
 
 export function createHandler(opts: ServerOptions): Handler {
-  const registry = new ModelRegistry(opts.classifiers);
+  const registry = new ModelRegistry(opts.classifiers, opts.defaultThreshold);
   const limiter = new ConcurrencyLimiter(opts.maxConcurrent ?? 2, opts.maxQueue ?? 64);
   const routes = routeTable(opts, registry, limiter);
   const handler = (async (req: Request): Promise<Response> => {
