@@ -678,7 +678,8 @@ export interface RobustnessCell {
 
 /**
  * Robustness heat map, one panel per model: shifts down, severities across, colour =
- * specificity at the model's threshold (text: specificity %, tooltip: AUC and sensitivity too).
+ * specificity at the model's threshold (text: specificity %, "*" where sensitivity fell below
+ * 90%; tooltip: its CI, sensitivity and AUC).
  */
 export function robustnessHeatmap(
   cells: RobustnessCell[],
@@ -695,11 +696,15 @@ export function robustnessHeatmap(
     ci: Number.isFinite(c.lo) && Number.isFinite(c.hi)
       ? `${(100 * c.lo!).toFixed(0)}–${(100 * c.hi!).toFixed(0)}%`
       : "n/a",
-    text: Number.isFinite(c.specificity) ? `${Math.round(100 * c.specificity)}` : "–",
+    // "*": sensitivity fell below 90% there (a cell can look green by calling everything normal).
+    text: Number.isFinite(c.specificity)
+      ? `${Math.round(100 * c.specificity)}${c.sensitivity < 0.9 ? "*" : ""}`
+      : "–",
   }));
+  const models = [...new Set(cells.map((c) => c.model))];
   return base(opts.title, {
     data: { values },
-    facet: { column: { field: "model", type: "nominal", title: null } },
+    facet: { column: { field: "model", type: "nominal", title: null, sort: models } },
     spec: {
       width: 150,
       height: 16 * shifts.length,

@@ -14,8 +14,10 @@ import {
   readRunConfig,
   type RunConfigView,
   type SplitEvaluation,
+  thresholdLabel,
   type WilsonMetric,
 } from "../evaluation/evaluate.ts";
+import { externalBlocks, profileBlocks, robustnessBlocks } from "./site_sections.ts";
 import { wilsonInterval } from "../evaluation/bootstrap.ts";
 import { type PairedComparison, pairedComparison, verdict } from "../evaluation/paired.ts";
 import { displayName } from "../models/registry.ts";
@@ -398,6 +400,13 @@ async function pairedBlocks(runs: RunSummary[]): Promise<Block[]> {
   return blocks;
 }
 
+/** "sens95, from validation", or the site profile the threshold came from. */
+function profileNote(t: Evaluation["threshold"]): string {
+  return t.profile && t.profile !== "validation"
+    ? `profile ${t.profile}; validation ${num(t.validation_value)}`
+    : `${t.method}, from validation`;
+}
+
 /** Build the report blocks (shared by Markdown and HTML). */
 export async function buildReport(
   runs: RunSummary[],
@@ -446,7 +455,7 @@ export async function buildReport(
           key === "val" ? " (not a test estimate)" : ""
         } (${m.n}: ${m.positives}/${m.negatives})`,
         r.config?.profile ?? "unknown",
-        `${num(r.evaluation.threshold.value)} (${r.evaluation.threshold.method}, from validation)`,
+        `${num(r.evaluation.threshold.value)} (${profileNote(r.evaluation.threshold)})`,
         withCi(s, "accuracy", true),
         withCi(s, "rocAuc", false),
         withCi(s, "sensitivity", true),
@@ -499,6 +508,10 @@ export async function buildReport(
     });
   }
   blocks.push(...await pairedBlocks(runs));
+  // Data from elsewhere: external sets, robustness to shifts, site thresholds.
+  blocks.push(...externalBlocks(runs));
+  blocks.push(...await robustnessBlocks(runs, outDir));
+  blocks.push(...await profileBlocks(runs));
   // Provenance.
   blocks.push({ kind: "h2", text: "Provenance", id: "provenance" });
   blocks.push({
@@ -571,7 +584,7 @@ export async function buildReport(
         ],
       ],
       caption: `Run \`${r.runId}\`; threshold ${num(r.evaluation.threshold.value)} ` +
-        `(${r.evaluation.threshold.method}) chosen on validation.`,
+        `(${thresholdLabel(r.evaluation.threshold)}).`,
     });
     const figures: Figure[] = [];
     const charts = r.evaluation.charts ?? {};
