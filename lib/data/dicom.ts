@@ -627,7 +627,7 @@ export async function decodeDicom(
       `bad image size ${t.columns}x${t.rows} in the DICOM tags`,
     );
   }
-  if (t.rows * t.columns > MAX_PIXELS) {
+  if (t.rows * t.columns > maxPixels) {
     throw new DicomError(
       "unsupported_image",
       `image of ${t.columns}x${t.rows} pixels is too large`,
