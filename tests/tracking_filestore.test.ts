@@ -12,6 +12,8 @@ import {
   FileTracker,
   NoopTracker,
   openTracker,
+  redactUri,
+  resolveExperimentName,
   resolveTrackingUri,
 } from "../lib/tracking/tracker.ts";
 import { parseFlatYaml } from "../lib/tracking/yaml.ts";
@@ -250,7 +252,7 @@ Deno.test("filestore: MLflow file-store layout, field by field", async () => {
   });
 });
 
-Deno.test("filestore: resume reopens the run; params immutable; bad names refused", async () => {
+Deno.test("filestore: resume reopens the run; params immutable; names as MLflow 2.17 checks them", async () => {
   await withTemp(async (dir) => {
     const root = join(dir, "mlruns");
     const t1 = await openTracker({
@@ -274,19 +276,33 @@ Deno.test("filestore: resume reopens the run; params immutable; bad names refuse
     await t2.logParams({ lr: 0.1 }); // same value: fine
     const e = await assertRejects(() => t2.logParams({ lr: 0.2 }), Error);
     assertStringIncludes(e.message, "Changing param values is not allowed");
-    await assertRejects(() => t2.logMetrics({ "bad:name": 1 }, 2), Error);
-    await assertRejects(() => t2.logMetrics({ "../escape": 1 }, 2), Error);
+    // mlflow/utils/validation.py: `^[/\w.\- :]*$` (Unicode \w) and no path-like names
+    for (const bad of ["bad!name", "../escape", "..a", "a//b", "a/", "/abs", "", "tab\tname"]) {
+      const e = await assertRejects(() => t2.logMetrics({ [bad]: 1 }, 2), Error);
+      assertStringIncludes(e.message, "Invalid metric name");
+    }
+    const long = await assertRejects(() => t2.logParams({ ["x".repeat(251)]: 1 }), Error);
+    assertStringIncludes(long.message, "longer than 250");
+    await t2.logMetrics({ "val:auc": 0.7, "précision/été": 0.6, "損失": 0.4 }, 2, 6);
+    await t2.setTags({ "cxr:note": "ok", "é": "ü" });
     await assertRejects(() => t2.logArtifact(join(dir, "missing.txt")), Error);
     await t2.logMetrics({ loss: 0.5 }, 2, 6);
     await t2.end("FINISHED");
     assertEquals((await meta(runMeta)).status, 3);
     assertEquals(await read(join(t2.run.runDir, "metrics", "loss")), "5 1.0 1\n6 0.5 2\n");
+    assertEquals(await read(join(t2.run.runDir, "metrics", "val:auc")), "6 0.7 2\n");
+    assertEquals(await read(join(t2.run.runDir, "metrics", "précision", "été")), "6 0.6 2\n");
     await assertRejects(() => t2.logMetrics({ loss: 0.1 }, 3), Error); // ended
-    await assertRejects(
-      () =>
-        openTracker({ experiment: "cxr", runName: "x", uri: root, resumeRunId: "f".repeat(32) }),
-      Error,
+    // a run id from another store (or deleted) starts a new run instead of failing
+    const lines: string[] = [];
+    const t3 = await FileTracker.open(
+      root,
+      { experiment: "cxr", runName: "x", resumeRunId: "f".repeat(32) },
+      (l) => lines.push(l),
     );
+    assert(t3.runId !== "f".repeat(32));
+    assertStringIncludes(lines.join("\n"), "is not in");
+    await t3.end("FINISHED");
   });
 });
 
@@ -320,6 +336,41 @@ Deno.test("openTracker: null is off; undefined uses MLFLOW_TRACKING_URI, else ou
     saved.out === undefined
       ? Deno.env.delete("CXR_OUTPUTS")
       : Deno.env.set("CXR_OUTPUTS", saved.out);
+  }
+});
+
+Deno.test("tracking URIs: unsupported schemes fail clearly; experiment from MLFLOW_EXPERIMENT_NAME; passwords redacted", async () => {
+  for (
+    const uri of ["databricks", "databricks://profile", "databricks-uc", "sqlite:///mlflow.db"]
+  ) {
+    const e = await assertRejects(() => openTracker({ runName: "r", uri }), Error);
+    assertStringIncludes(e.message, "is not supported");
+    assertStringIncludes(e.message, "http(s)://host:port");
+  }
+  const leak = await assertRejects(
+    () => openTracker({ runName: "r", uri: "postgresql://bob:hunter2@db/mlflow" }),
+    Error,
+  );
+  assert(!leak.message.includes("hunter2"), leak.message);
+  assertEquals(redactUri("x http://al:pw@h:5000/a y"), "x http://al:***@h:5000/a y");
+  assertEquals(redactUri("https://h:5000"), "https://h:5000");
+  const saved = Deno.env.get("MLFLOW_EXPERIMENT_NAME");
+  try {
+    await withTemp(async (dir) => {
+      Deno.env.set("MLFLOW_EXPERIMENT_NAME", "pneumonia-study");
+      const t = await openTracker({ runName: "r", uri: join(dir, "mlruns") }) as FileTracker;
+      await t.end("FINISHED");
+      const expMeta = await meta(join(dir, "mlruns", t.run.experimentId, "meta.yaml"));
+      assertEquals(expMeta.name, "pneumonia-study");
+      // an explicit experiment wins, like mlflow.set_experiment
+      assertEquals(resolveExperimentName("mine"), "mine");
+      Deno.env.delete("MLFLOW_EXPERIMENT_NAME");
+      assertEquals(resolveExperimentName(), "cxr");
+    });
+  } finally {
+    saved === undefined
+      ? Deno.env.delete("MLFLOW_EXPERIMENT_NAME")
+      : Deno.env.set("MLFLOW_EXPERIMENT_NAME", saved);
   }
 });
 

@@ -8,7 +8,8 @@ import {
 import { join } from "node:path";
 import { FakeMlflow, type FakeRun, tinyOnnxModel } from "./tracking_fake_mlflow.ts";
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "../lib/tracking/rest.ts";
-import { RestTracker, syncSpool } from "../lib/tracking/spool.ts";
+import { RestTracker, Spool, type SpoolRecord, syncSpool } from "../lib/tracking/spool.ts";
+import { hungServer } from "./mlflow_real.ts";
 import { openTracker } from "../lib/tracking/tracker.ts";
 import { main as syncMain } from "../lib/cli/mlflow_sync.ts";
 import { exists } from "../lib/util/fs.ts";
@@ -395,5 +396,74 @@ Deno.test("mlflow:sync CLI: unknown flag exits 2; empty spool says so", async ()
     const lines: string[] = [];
     assertEquals(await syncMain(["--spool", dir], (s) => lines.push(s)), 0);
     assertStringIncludes(lines[0], "nothing to replay");
+  });
+});
+
+Deno.test("rest: a hung server costs at most the stall budget, then the run only spools", async () => {
+  const hung = hungServer();
+  try {
+    await withTemp(async (dir) => {
+      const logs: string[] = [];
+      const t0 = performance.now();
+      const tracker = await RestTracker.open({
+        client: new MlflowRestClient({ uri: hung.url, timeoutMs: 300 }),
+        uri: hung.url,
+        experiment: "cxr-test",
+        runName: "hung",
+        tags: {},
+        userId: "tester",
+        root: dir,
+        retryIntervalMs: 0,
+        stallBudgetMs: 700,
+        log: (l) => logs.push(l),
+      });
+      for (let e = 1; e <= 10; e++) await tracker.logMetrics({ loss: 1 / e }, e, e);
+      await tracker.end("FINISHED");
+      const ms = performance.now() - t0;
+      // a timeout is never retried at once: one connection per try, 3 tries (300 ms each)
+      assertEquals(hung.connections(), 3);
+      assert(ms < 2000, `${ms} ms`);
+      assert(tracker.gaveUp);
+      assertEquals(tracker.pending, 11);
+      assertStringIncludes(logs.join("\n"), "no more tries until the run ends");
+    });
+  } finally {
+    hung.close();
+  }
+});
+
+Deno.test("spool: NaN/±Inf kept on disk; credentials never stored (older spools scrubbed)", async () => {
+  await withTemp(async (dir) => {
+    const url = "http://127.0.0.1:9"; // nothing may listen there
+    const tracker = await RestTracker.open({
+      client: fastClient(url, { retries: 0 }),
+      uri: "http://bob:hunter2@127.0.0.1:9",
+      experiment: "e",
+      runName: "nan",
+      tags: {},
+      userId: "t",
+      root: dir,
+      log: quiet,
+    });
+    await tracker.logMetrics({ a: NaN, b: -Infinity, c: Infinity }, 1, 7);
+    const state = await Deno.readTextFile(join(tracker.spool.dir, "state.json"));
+    assert(!state.includes("hunter2"));
+    assertEquals(tracker.uri, "http://127.0.0.1:9");
+    const loaded = await Spool.load(tracker.spool.dir);
+    const batch = loaded.records[0] as Extract<SpoolRecord, { kind: "batch" }>;
+    assertEquals(batch.batch.metrics.map((m) => m.value), [NaN, -Infinity, Infinity]);
+    // a spool written by an older version: null for NaN, the password in state.json
+    const old = JSON.parse(state);
+    old.uri = "http://bob:hunter2@127.0.0.1:9";
+    await Deno.writeTextFile(join(tracker.spool.dir, "state.json"), JSON.stringify(old));
+    await Deno.writeTextFile(
+      join(tracker.spool.dir, "records.jsonl"),
+      '{"seq":0,"kind":"batch","batch":{"metrics":[{"key":"a","value":null,"timestamp":1,"step":1}],"params":[],"tags":[]}}\n',
+    );
+    const legacy = await Spool.load(tracker.spool.dir);
+    assertEquals(legacy.legacyUri, "http://bob:hunter2@127.0.0.1:9");
+    assert(!(await Deno.readTextFile(join(tracker.spool.dir, "state.json"))).includes("hunter2"));
+    const m = (legacy.records[0] as Extract<SpoolRecord, { kind: "batch" }>).batch.metrics[0];
+    assert(Number.isNaN(m.value));
   });
 });

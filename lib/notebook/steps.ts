@@ -30,6 +30,7 @@ import {
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
 import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
+import { redactUri } from "../tracking/uri.ts";
 import { type Displayable, esc, html, imageGrid, markdown, show, table } from "./display.ts";
 
 /** What a reader changes in a notebook's first cell; CXR_* variables override the defaults. */
@@ -98,7 +99,10 @@ export function settingsView(s: NotebookSettings): Displayable {
     ["split protocol", s.protocol],
     ["intensity normalisation", s.intensity ?? "off"],
     ["augmented views per image", s.augmentViews ?? 0],
-    ["MLflow", s.mlflow === "" ? `file store ${join(outputsDir(), "mlruns")}` : s.mlflow],
+    [
+      "MLflow",
+      s.mlflow === "" ? `file store ${join(outputsDir(), "mlruns")}` : redactUri(s.mlflow),
+    ],
   ], "Settings");
 }
 
@@ -379,7 +383,7 @@ export async function mlflowView(runDir: string): Promise<Displayable> {
   const run = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(join(runDir, "run.json"))
     .catch(() => ({} as { mlflowRunId?: string; mlflowUri?: string }));
   const store = join(outputsDir(), "mlruns");
-  const uri = run.mlflowUri ?? (Deno.env.get("MLFLOW_TRACKING_URI") || store);
+  const uri = redactUri(run.mlflowUri ?? (Deno.env.get("MLFLOW_TRACKING_URI") || store));
   return markdown(
     run.mlflowRunId
       ? `Logged to MLflow run \`${run.mlflowRunId}\` at \`${uri}\` (params, per-epoch metrics, ` +

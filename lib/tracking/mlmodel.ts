@@ -1,25 +1,23 @@
 /**
- * An MLflow model directory for an ONNX classifier, as `mlflow.onnx.save_model` writes it:
+ * An MLflow model directory for an ONNX classifier, in the layout `mlflow.onnx.save_model`
+ * writes (MLflow 2.x):
  *
- *   <dir>/MLmodel            YAML: artifact_path, flavors.onnx {data, onnx_version, providers,
- *                            code}, flavors.python_function {loader_module: mlflow.onnx, data,
- *                            env, python_version}, mlflow_version, model_uuid, run_id,
- *                            signature {inputs, outputs (JSON strings), params}, metadata,
- *                            utc_time_created
- *   <dir>/model.onnx         the model, copied byte for byte
- *   <dir>/requirements.txt, python_env.yaml, conda.yaml   for `mlflow models serve`
+ *   <dir>/MLmodel            YAML: artifact_path, flavors.onnx {data, providers, code},
+ *                            flavors.python_function {loader_module: mlflow.onnx, data},
+ *                            model_uuid, run_id, signature {inputs, outputs (JSON strings),
+ *                            params}, metadata, utc_time_created
+ *   <dir>/model.onnx         the model (byte for byte, or with only the chosen outputs)
+ *   <dir>/requirements.txt   mlflow, onnx, onnxruntime
  *
- * The signature is read from the ONNX graph's inputs/outputs when none is given.
+ * Nothing is claimed that is not true: no `mlflow_version` (MLflow did not write it), no
+ * `python_version`, onnx package version or python_env/conda files pinning a Python that was
+ * never used (serve with `mlflow models serve --env-manager local`). The signature is read
+ * from the ONNX graph's inputs/outputs when none is given.
  */
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { PbWriter } from "../onnx/proto.ts";
 import { toYaml, type YamlValue } from "./yaml.ts";
-
-/** The MLflow release whose MLmodel layout this follows (written as `mlflow_version`). */
-export const MLMODEL_MLFLOW_VERSION = "2.16.0";
-/** onnx package version recorded in the flavor (any onnx >= 1.8 reads opset 13 models). */
-export const MLMODEL_ONNX_VERSION = "1.16.2";
-export const MODEL_PYTHON_VERSION = "3.10";
 
 export interface TensorSpec {
   type: "tensor";
@@ -104,6 +102,58 @@ function valueInfo(buf: Uint8Array): TensorSpec {
     }
   }
   return { type: "tensor", "tensor-spec": { dtype, shape }, name };
+}
+
+/** Re-emits a parsed field (varint or length-delimited: all ModelProto/GraphProto has). */
+function copyField(w: PbWriter, f: Field): void {
+  if (f.wire === 0) w.int(f.no, f.int);
+  else if (f.bytes) w.bytes(f.no, f.bytes);
+}
+
+/**
+ * The model with only the graph outputs named in `outputs` (old name -> exported name, in
+ * that order); a renamed output is an Identity node feeding a new graph output.
+ */
+export function onnxWithOutputs(model: Uint8Array, outputs: Record<string, string>): Uint8Array {
+  const graphOutputs = new Map<string, Uint8Array>();
+  for (const f of fields(model)) {
+    if (f.no !== 7 || !f.bytes) continue;
+    for (const g of fields(f.bytes)) {
+      if (g.no === 12 && g.bytes) graphOutputs.set(valueInfo(g.bytes).name, g.bytes);
+    }
+  }
+  for (const name of Object.keys(outputs)) {
+    if (!graphOutputs.has(name)) {
+      throw new Error(
+        `onnx: no graph output '${name}' (outputs: ${[...graphOutputs.keys()].join(", ")})`,
+      );
+    }
+  }
+  const rebuildGraph = (graph: Uint8Array): PbWriter => {
+    const w = new PbWriter();
+    for (const g of fields(graph)) {
+      if (g.no !== 12) copyField(w, g);
+    }
+    for (const [from, to] of Object.entries(outputs)) {
+      if (from !== to) {
+        w.message(
+          1,
+          new PbWriter().string(1, from).string(2, to).string(3, `mlflow_output_${to}`)
+            .string(4, "Identity"),
+        );
+      }
+      const info = new PbWriter().string(1, to);
+      for (const v of fields(graphOutputs.get(from)!)) if (v.no !== 1) copyField(info, v);
+      w.message(12, info);
+    }
+    return w;
+  };
+  const out = new PbWriter();
+  for (const f of fields(model)) {
+    if (f.no === 7 && f.bytes) out.message(7, rebuildGraph(f.bytes));
+    else copyField(out, f);
+  }
+  return out.finish();
 }
 
 /** IR version, default-domain opset and graph inputs/outputs (initializers excluded). */
@@ -191,13 +241,16 @@ export async function writeOnnxModelDir(
     artifactPath: string;
     signature?: unknown;
     metadata?: Record<string, unknown>;
+    /** Graph outputs to keep (old name -> exported name); default all. */
+    outputs?: Record<string, string>;
     /** When the model was logged (ms; default now). */
     createdAt?: number;
   },
 ): Promise<OnnxModelDir> {
-  const bytes = await Deno.readFile(onnxPath).catch((e) => {
+  let bytes: Uint8Array = await Deno.readFile(onnxPath).catch((e) => {
     throw new Error(`cannot read ONNX model ${onnxPath}: ${e.message}`);
   });
+  if (opts.outputs) bytes = onnxWithOutputs(bytes, opts.outputs);
   let signature = opts.signature;
   let info: OnnxGraphInfo | null = null;
   try {
@@ -215,17 +268,10 @@ export async function writeOnnxModelDir(
       onnx: {
         code: null,
         data: "model.onnx",
-        onnx_version: MLMODEL_ONNX_VERSION,
         providers: ["CUDAExecutionProvider", "CPUExecutionProvider"],
       },
-      python_function: {
-        data: "model.onnx",
-        env: { conda: "conda.yaml", virtualenv: "python_env.yaml" },
-        loader_module: "mlflow.onnx",
-        python_version: MODEL_PYTHON_VERSION,
-      },
+      python_function: { data: "model.onnx", loader_module: "mlflow.onnx" },
     },
-    mlflow_version: MLMODEL_MLFLOW_VERSION,
     model_uuid: modelUuid,
     run_id: opts.runId,
     utc_time_created: utcNow(new Date(opts.createdAt ?? Date.now())),
@@ -238,19 +284,9 @@ export async function writeOnnxModelDir(
   }
   mlmodel.metadata = yamlSafe(metadata);
   await mkdir(dir, { recursive: true });
-  await copyFile(onnxPath, join(dir, "model.onnx"));
+  await writeFile(join(dir, "model.onnx"), bytes);
   await writeFile(join(dir, "MLmodel"), toYaml(mlmodel));
-  const reqs = ["mlflow", "onnx", "onnxruntime"];
-  await writeFile(join(dir, "requirements.txt"), reqs.join("\n") + "\n");
-  await writeFile(
-    join(dir, "python_env.yaml"),
-    `python: ${MODEL_PYTHON_VERSION}\nbuild_dependencies:\n- pip\ndependencies:\n- -r requirements.txt\n`,
-  );
-  await writeFile(
-    join(dir, "conda.yaml"),
-    `channels:\n- conda-forge\ndependencies:\n- python=${MODEL_PYTHON_VERSION}\n- pip\n- pip:\n` +
-      reqs.map((r) => `  - ${r}\n`).join("") + "name: mlflow-env\n",
-  );
+  await writeFile(join(dir, "requirements.txt"), "mlflow\nonnx\nonnxruntime\n");
   return { dir, mlmodel, modelUuid };
 }
 
@@ -263,6 +299,5 @@ export function modelHistoryEntry(model: OnnxModelDir): Record<string, unknown> 
     utc_time_created: m.utc_time_created,
     flavors: m.flavors,
     model_uuid: m.model_uuid,
-    mlflow_version: m.mlflow_version,
   };
 }

@@ -4,16 +4,29 @@
  * (`PUT /api/2.0/mlflow-artifacts/artifacts/<path>`, mlflow/protos/mlflow_artifacts.proto).
  *
  * Errors: MLflow answers `{ "error_code": "...", "message": "..." }`; that becomes an
- * `MlflowApiError` naming the endpoint, HTTP status and code. Network errors, timeouts, 429 and
- * 5xx are retried with exponential backoff, then surface as `MlflowUnavailableError` (the
- * spool keeps the records for later).
+ * `MlflowApiError` naming the endpoint, HTTP status and code. Every request has a short timeout
+ * (default 5 s: a hung server must not hold training); a timeout is never retried. Refused
+ * connections are retried with exponential backoff; other network errors, 429 and 5xx only for
+ * idempotent requests, since a log-batch or runs/create that may have reached the server must
+ * not be sent twice blindly (the spool checks the server's metric history first). What is left
+ * surfaces as `MlflowUnavailableError` and the spool keeps the records for later.
+ *
+ * Credentials: MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD, or the user info of
+ * the URI (`http://user:pw@host`); the stored base URL never contains them.
  */
 import { Buffer } from "node:buffer";
 import { copyFile, mkdir, readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Batch, chunkBatch, type MetricRecord } from "./validate.ts";
+import {
+  type Batch,
+  chunkBatch,
+  type MetricRecord,
+  metricValueFromJson,
+  metricValueJson,
+} from "./validate.ts";
 import type { RunStatusName } from "./types.ts";
+import { credentialsFor, redactUri, splitCredentials } from "./uri.ts";
 
 export class MlflowApiError extends Error {
   constructor(
@@ -33,7 +46,7 @@ export class MlflowApiError extends Error {
 
 export class MlflowUnavailableError extends Error {
   constructor(readonly endpoint: string, readonly reason: string) {
-    super(`MLflow server unavailable (${endpoint}): ${reason}`);
+    super(`MLflow server unavailable (${endpoint}): ${redactUri(reason)}`);
     this.name = "MlflowUnavailableError";
   }
 }
@@ -44,11 +57,14 @@ export interface RestOptions {
   username?: string;
   password?: string;
   token?: string;
-  /** Retries after the first attempt for transient failures (default 3). */
+  /** Retries after the first attempt for transient failures (default 2). */
   retries?: number;
   /** First backoff delay in ms, doubled each retry (default 250). */
   backoffMs?: number;
-  /** Per-request timeout in ms (default 60000). */
+  /**
+   * Per-request timeout in ms (default 5000, or MLFLOW_HTTP_REQUEST_TIMEOUT seconds); artifact
+   * uploads add 1 s per MB.
+   */
   timeoutMs?: number;
   fetchImpl?: typeof fetch;
 }
@@ -84,14 +100,25 @@ function envOr(name: string): string | undefined {
 
 /** Protobuf JSON wants NaN/Infinity as strings; JSON.stringify would write null. */
 function metricJson(m: MetricRecord): Record<string, unknown> {
-  const value = Number.isFinite(m.value)
-    ? m.value
-    : Number.isNaN(m.value)
-    ? "NaN"
-    : m.value > 0
-    ? "Infinity"
-    : "-Infinity";
-  return { key: m.key, value, timestamp: m.timestamp, step: m.step };
+  return { key: m.key, value: metricValueJson(m.value), timestamp: m.timestamp, step: m.step };
+}
+
+/** The request never left this machine (nothing listens): always safe to send again. */
+function isConnectError(e: unknown): boolean {
+  const cause = (e as { cause?: { message?: string } })?.cause?.message ?? "";
+  return /\(Connect\)|connection refused|os error 111/i.test(`${(e as Error)?.message} ${cause}`);
+}
+
+function isTimeout(e: unknown): boolean {
+  return (e as Error)?.name === "TimeoutError" || (e as Error)?.name === "AbortError";
+}
+
+interface RequestOptions {
+  body?: BodyInit;
+  contentType?: string;
+  /** Safe to send twice (reads, set-tag, params, update, artifact PUT). */
+  idempotent: boolean;
+  timeoutMs?: number;
 }
 
 export class MlflowRestClient {
@@ -103,28 +130,41 @@ export class MlflowRestClient {
   readonly #fetch: typeof fetch;
 
   constructor(opts: RestOptions) {
-    this.base = opts.uri.replace(/\/+$/, "");
-    if (!/^https?:\/\//.test(this.base)) {
-      throw new Error(`MLflow tracking URI must be http(s)://host:port, got '${opts.uri}'`);
+    if (!/^https?:\/\//i.test(opts.uri)) {
+      throw new Error(
+        `MLflow tracking URI must be http(s)://host:port, got '${redactUri(opts.uri)}'`,
+      );
     }
+    const split = splitCredentials(opts.uri);
+    this.base = split.uri;
+    const username = opts.username ?? split.username;
+    const password = opts.password ?? split.password;
     if (opts.token) this.#auth = `Bearer ${opts.token}`;
-    else if (opts.username !== undefined && opts.password !== undefined) {
-      const pair = `${opts.username}:${opts.password}`;
+    else if (username !== undefined && password !== undefined) {
+      const pair = `${username}:${password}`;
       this.#auth = `Basic ${Buffer.from(pair, "utf8").toString("base64")}`;
     }
-    this.#retries = opts.retries ?? 3;
+    this.#retries = opts.retries ?? 2;
     this.#backoffMs = opts.backoffMs ?? 250;
-    this.#timeoutMs = opts.timeoutMs ?? 60_000;
+    this.#timeoutMs = opts.timeoutMs ?? 5_000;
     this.#fetch = opts.fetchImpl ?? fetch;
   }
 
-  /** Credentials from MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD. */
+  /**
+   * Credentials from MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD, the URI's user
+   * info, or MLFLOW_TRACKING_URI's user info when it names the same server; the timeout from
+   * MLFLOW_HTTP_REQUEST_TIMEOUT (seconds) when set.
+   */
   static fromEnv(uri: string, extra: Partial<RestOptions> = {}): MlflowRestClient {
+    const split = splitCredentials(uri);
+    const creds = split.username !== undefined ? split : credentialsFor(uri);
+    const timeoutS = Number(envOr("MLFLOW_HTTP_REQUEST_TIMEOUT"));
     return new MlflowRestClient({
-      uri,
+      uri: split.uri,
       token: envOr("MLFLOW_TRACKING_TOKEN"),
-      username: envOr("MLFLOW_TRACKING_USERNAME"),
-      password: envOr("MLFLOW_TRACKING_PASSWORD"),
+      username: envOr("MLFLOW_TRACKING_USERNAME") ?? creds.username,
+      password: envOr("MLFLOW_TRACKING_PASSWORD") ?? creds.password,
+      ...(timeoutS > 0 ? { timeoutMs: timeoutS * 1000 } : {}),
       ...extra,
     });
   }
@@ -133,30 +173,37 @@ export class MlflowRestClient {
     method: "GET" | "POST" | "PUT",
     path: string,
     endpoint: string,
-    body?: BodyInit,
-    contentType = "application/json",
+    opts: RequestOptions,
   ): Promise<unknown> {
     const headers: Record<string, string> = {};
     if (this.#auth) headers["Authorization"] = this.#auth;
-    if (body !== undefined) headers["Content-Type"] = contentType;
+    if (opts.body !== undefined) headers["Content-Type"] = opts.contentType ?? "application/json";
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     let lastReason = "";
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
       if (attempt > 0) {
         await new Promise((r) => setTimeout(r, this.#backoffMs * 2 ** (attempt - 1)));
       }
       let res: Response;
+      let text: string;
       try {
         res = await this.#fetch(`${this.base}${path}`, {
           method,
           headers,
-          body,
-          signal: AbortSignal.timeout(this.#timeoutMs),
+          body: opts.body,
+          signal: AbortSignal.timeout(timeoutMs),
         });
+        text = await res.text();
       } catch (e) {
-        lastReason = e instanceof Error ? e.message : String(e);
-        continue;
+        if (isTimeout(e)) {
+          // a server that holds a request this long is hung: do not wait for it again now
+          throw new MlflowUnavailableError(endpoint, `no answer within ${timeoutMs} ms`);
+        }
+        const cause = (e as { cause?: { message?: string } })?.cause?.message;
+        lastReason = `${e instanceof Error ? e.message : String(e)}${cause ? `: ${cause}` : ""}`;
+        if (isConnectError(e) || opts.idempotent) continue;
+        throw new MlflowUnavailableError(endpoint, lastReason);
       }
-      const text = await res.text();
       if (res.ok) return text === "" ? {} : JSON.parse(text);
       let code = `HTTP_${res.status}`;
       let message = text.slice(0, 500);
@@ -169,25 +216,26 @@ export class MlflowRestClient {
       } catch { /* not JSON: keep the text */ }
       if (res.status >= 500 || res.status === 429) {
         lastReason = `HTTP ${res.status} ${code}: ${message}`;
-        continue;
+        if (opts.idempotent) continue;
+        throw new MlflowUnavailableError(endpoint, lastReason);
       }
       throw new MlflowApiError(endpoint, res.status, code, message);
     }
     throw new MlflowUnavailableError(endpoint, lastReason);
   }
 
-  #post(endpoint: string, payload: unknown): Promise<unknown> {
-    return this.#request(
-      "POST",
-      `/api/2.0/mlflow/${endpoint}`,
-      endpoint,
-      JSON.stringify(payload),
-    );
+  #post(endpoint: string, payload: unknown, idempotent = true): Promise<unknown> {
+    return this.#request("POST", `/api/2.0/mlflow/${endpoint}`, endpoint, {
+      body: JSON.stringify(payload),
+      idempotent,
+    });
   }
 
   #get(endpoint: string, query: Record<string, string>): Promise<unknown> {
     const qs = new URLSearchParams(query).toString();
-    return this.#request("GET", `/api/2.0/mlflow/${endpoint}?${qs}`, endpoint);
+    return this.#request("GET", `/api/2.0/mlflow/${endpoint}?${qs}`, endpoint, {
+      idempotent: true,
+    });
   }
 
   async getExperimentByName(name: string): Promise<ExperimentInfo | null> {
@@ -203,6 +251,7 @@ export class MlflowRestClient {
   }
 
   async createExperiment(name: string): Promise<string> {
+    // a create that may have happened shows up as RESOURCE_ALREADY_EXISTS on the next try
     const r = await this.#post("experiments/create", { name }) as { experiment_id: string };
     return r.experiment_id;
   }
@@ -235,7 +284,7 @@ export class MlflowRestClient {
       run_name: opts.runName,
       start_time: opts.startTime,
       tags: Object.entries(opts.tags).map(([key, value]) => ({ key, value })),
-    }) as { run: { info: RunInfo } };
+    }, false) as { run: { info: RunInfo } };
     return r.run.info;
   }
 
@@ -256,7 +305,10 @@ export class MlflowRestClient {
     return (r.runs ?? []).map((run) => run.info);
   }
 
-  /** log-batch, split into requests within the per-request limits. */
+  /**
+   * log-batch, split into requests within the per-request limits. Batches with metrics are not
+   * resent blindly (the server would keep both copies); params and tags are.
+   */
   async logBatch(runId: string, batch: Batch): Promise<void> {
     for (const chunk of chunkBatch(batch)) {
       await this.#post("runs/log-batch", {
@@ -264,7 +316,7 @@ export class MlflowRestClient {
         metrics: chunk.metrics.map(metricJson),
         params: chunk.params,
         tags: chunk.tags,
-      });
+      }, chunk.metrics.length === 0);
     }
   }
 
@@ -282,9 +334,14 @@ export class MlflowRestClient {
 
   async getMetricHistory(runId: string, key: string): Promise<MetricRecord[]> {
     const r = await this.#get("metrics/get-history", { run_id: runId, metric_key: key }) as {
-      metrics?: MetricRecord[];
+      metrics?: (Omit<MetricRecord, "value"> & { value: unknown })[];
     };
-    return (r.metrics ?? []).map((m) => ({ ...m, value: Number(m.value) }));
+    return (r.metrics ?? []).map((m) => ({
+      key: m.key ?? key,
+      value: metricValueFromJson(m.value),
+      timestamp: Number(m.timestamp),
+      step: Number(m.step ?? 0),
+    }));
   }
 
   /**
@@ -311,13 +368,12 @@ export class MlflowRestClient {
     const rel = [...m[1].split("/"), ...artifactRelPath.split("/")].filter((s) => s !== "")
       .map(encodeURIComponent).join("/");
     const bytes = await Deno.readFile(localFile);
-    await this.#request(
-      "PUT",
-      `/api/2.0/mlflow-artifacts/artifacts/${rel}`,
-      "mlflow-artifacts/artifacts",
-      bytes,
-      "application/octet-stream",
-    );
+    await this.#request("PUT", `/api/2.0/mlflow-artifacts/artifacts/${rel}`, "mlflow-artifacts", {
+      body: bytes,
+      contentType: "application/octet-stream",
+      idempotent: true,
+      timeoutMs: this.#timeoutMs + Math.round(bytes.length / 1000),
+    });
   }
 
   /** A file (to `<artifactPath>/<name>`) or a directory tree (under `<artifactPath>/`). */

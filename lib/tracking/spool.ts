@@ -15,6 +15,10 @@
  *   against metrics/get-history and only the missing ones are sent;
  * - params and tags are idempotent; artifact PUTs overwrite; `end` sets the final status.
  * When a run has ended and every record is delivered, its spool folder is removed.
+ *
+ * Metric values keep NaN and ±Infinity (stored as the strings protobuf JSON uses). The stored
+ * URI never holds credentials (`mlflow:sync` takes them from the environment). A hung server
+ * costs a run at most `stallBudgetMs` in total; after that the run only spools.
  */
 import {
   appendFile,
@@ -30,11 +34,14 @@ import {
 import { basename, join } from "node:path";
 import { outputsDir } from "../util/paths.ts";
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "./rest.ts";
+import { redactUri, splitCredentials } from "./uri.ts";
 import { modelHistoryEntry, writeOnnxModelDir } from "./mlmodel.ts";
 import {
   type Batch,
   type KeyValue,
   type MetricRecord,
+  metricValueFromJson,
+  metricValueJson,
   paramString,
   tagString,
   validateKey,
@@ -62,6 +69,7 @@ export type SpoolRecord =
 export interface SpoolState {
   version: 1;
   key: string;
+  /** Tracking server base URL, without user info. */
   uri: string;
   experiment: string;
   runName: string;
@@ -90,13 +98,32 @@ export function spoolRoot(): string {
 }
 
 type Log = (line: string) => void;
-const stderrLog: Log = (line) => console.error(line);
+const stderrLog: Log = (line) => console.error(redactUri(line));
+
+/** A record as one JSON line: metric values NaN/±Infinity as "NaN"/"Infinity"/"-Infinity". */
+function recordJson(r: SpoolRecord): string {
+  if (r.kind !== "batch" || r.batch.metrics.every((m) => Number.isFinite(m.value))) {
+    return JSON.stringify(r);
+  }
+  const metrics = r.batch.metrics.map((m) => ({ ...m, value: metricValueJson(m.value) }));
+  return JSON.stringify({ ...r, batch: { ...r.batch, metrics } });
+}
+
+function parseRecord(line: string): SpoolRecord {
+  const r = JSON.parse(line) as SpoolRecord;
+  if (r.kind === "batch") {
+    for (const m of r.batch.metrics) m.value = metricValueFromJson(m.value);
+  }
+  return r;
+}
 
 /** One run's spool folder: state.json, records.jsonl, files/. */
 export class Spool {
   readonly dir: string;
   state: SpoolState;
   records: SpoolRecord[];
+  /** The URI with credentials an older version stored (used once, then scrubbed). */
+  legacyUri?: string;
 
   private constructor(dir: string, state: SpoolState, records: SpoolRecord[]) {
     this.dir = dir;
@@ -126,7 +153,7 @@ export class Spool {
     for (const [i, line] of text.split("\n").entries()) {
       if (line.trim() === "") continue;
       try {
-        records.push(JSON.parse(line));
+        records.push(parseRecord(line));
       } catch {
         // a torn last line (crash mid-append) is the only way to get here: drop it
         if (i < text.split("\n").length - 2) {
@@ -134,7 +161,14 @@ export class Spool {
         }
       }
     }
-    return new Spool(dir, state, records);
+    const spool = new Spool(dir, state, records);
+    const clean = splitCredentials(state.uri).uri;
+    if (clean !== state.uri) {
+      spool.legacyUri = state.uri;
+      state.uri = clean;
+      await spool.saveState();
+    }
+    return spool;
   }
 
   get nextSeq(): number {
@@ -153,7 +187,7 @@ export class Spool {
   }
 
   async append(record: SpoolRecord): Promise<void> {
-    await appendFile(join(this.dir, "records.jsonl"), JSON.stringify(record) + "\n");
+    await appendFile(join(this.dir, "records.jsonl"), recordJson(record) + "\n");
     this.records.push(record);
   }
 
@@ -179,6 +213,20 @@ export class Spool {
   async remove(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }
+
+  /** Forgets the remote run (another server, or the run is gone): everything is resent. */
+  restart(uri = this.state.uri): void {
+    Object.assign(this.state, {
+      uri,
+      experimentId: null,
+      remoteRunId: null,
+      artifactUri: null,
+      createAttempted: false,
+      acked: 0,
+      inflight: null,
+      modelHistory: [],
+    });
+  }
 }
 
 export type DeliveryOutcome = "done" | "offline" | "auth" | "error";
@@ -196,11 +244,19 @@ export class SpoolReplayer {
     const s = this.spool.state;
     if (s.remoteRunId && s.artifactUri) return s.remoteRunId;
     if (s.remoteRunId) {
-      const run = await this.client.getRun(s.remoteRunId);
-      s.artifactUri = run.info.artifact_uri ?? null;
-      s.experimentId = run.info.experiment_id;
+      const run = await this.#existingRun(s.remoteRunId);
+      if (run) {
+        s.artifactUri = run.info.artifact_uri ?? null;
+        s.experimentId = run.info.experiment_id;
+        await this.spool.saveState();
+        return s.remoteRunId;
+      }
+      this.log(
+        `mlflow: run ${s.remoteRunId} is not on ${s.uri} (deleted, or logged to another ` +
+          `store); a new run gets all ${this.spool.records.length} spooled records`,
+      );
+      this.spool.restart();
       await this.spool.saveState();
-      return s.remoteRunId;
     }
     s.experimentId ??= await this.client.getOrCreateExperiment(s.experiment);
     if (s.createAttempted) {
@@ -227,6 +283,20 @@ export class SpoolReplayer {
     return s.remoteRunId;
   }
 
+  /** The run, or null when the server has no active run with this id. */
+  async #existingRun(runId: string) {
+    try {
+      const run = await this.client.getRun(runId);
+      return run.info.lifecycle_stage === "deleted" ? null : run;
+    } catch (e) {
+      if (
+        e instanceof MlflowApiError &&
+        (e.errorCode === "RESOURCE_DOES_NOT_EXIST" || e.status === 404)
+      ) return null;
+      throw e;
+    }
+  }
+
   async #deliverRecord(runId: string, r: SpoolRecord, retrying: boolean): Promise<void> {
     const s = this.spool.state;
     switch (r.kind) {
@@ -250,6 +320,7 @@ export class SpoolReplayer {
             artifactPath: r.artifactPath,
             signature: r.extra.signature,
             metadata: r.extra.metadata,
+            outputs: r.extra.outputs,
             createdAt: r.createdAt,
           });
           await this.client.uploadPath(this.#artifactUri(), tmp, r.artifactPath);
@@ -345,6 +416,11 @@ export interface RestTrackerOptions {
   root?: string;
   /** How long to stay offline before trying the server again (default 30 s). */
   retryIntervalMs?: number;
+  /**
+   * Total time failed deliveries may cost the run (default 10 s); past it the tracker stops
+   * calling the server until the run ends and only spools.
+   */
+  stallBudgetMs?: number;
   log?: Log;
 }
 
@@ -359,8 +435,10 @@ export class RestTracker implements Tracker {
   readonly spool: Spool;
   readonly #replayer: SpoolReplayer;
   readonly #retryIntervalMs: number;
+  readonly #stallBudgetMs: number;
   readonly #log: Log;
   #offlineUntil = 0;
+  #stalledMs = 0;
   #warned = false;
   #ended = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -370,6 +448,7 @@ export class RestTracker implements Tracker {
     this.#log = opts.log ?? stderrLog;
     this.#replayer = new SpoolReplayer(spool, opts.client, this.#log);
     this.#retryIntervalMs = opts.retryIntervalMs ?? 30_000;
+    this.#stallBudgetMs = opts.stallBudgetMs ?? 10_000;
   }
 
   /** Opens (or, with resumeRunId, reopens) a run; never fails because the server is down. */
@@ -377,11 +456,13 @@ export class RestTracker implements Tracker {
     const root = opts.root ?? spoolRoot();
     await mkdir(root, { recursive: true });
     let spool: Spool | null = null;
+    const uri = splitCredentials(opts.uri).uri;
     if (opts.resumeRunId) spool = await findSpool(root, opts.resumeRunId);
+    if (spool && spool.state.uri !== uri) spool.restart(uri); // resumed against another server
     if (!spool) {
       spool = await Spool.create(root, {
         key: newSpoolKey(),
-        uri: opts.uri,
+        uri,
         experiment: opts.experiment,
         runName: opts.runName,
         userId: opts.userId,
@@ -413,6 +494,11 @@ export class RestTracker implements Tracker {
     return this.spool.state.remoteRunId ?? this.spool.state.key;
   }
 
+  /** The server's URL, without credentials. */
+  get uri(): string {
+    return this.spool.state.uri;
+  }
+
   /** Records not yet delivered to the server. */
   get pending(): number {
     return this.spool.pending;
@@ -428,8 +514,14 @@ export class RestTracker implements Tracker {
     return next;
   }
 
+  /** True once failed deliveries have cost the run its stall budget. */
+  get gaveUp(): boolean {
+    return this.#stalledMs >= this.#stallBudgetMs;
+  }
+
   async #flush(force: boolean): Promise<void> {
-    if (!force && this.#offlineUntil > Date.now()) return;
+    if (this.gaveUp || (!force && this.#offlineUntil > Date.now())) return;
+    const t0 = performance.now();
     const r = await this.#replayer.deliver();
     if (r.outcome === "done") {
       if (this.#offlineUntil !== 0) {
@@ -438,12 +530,19 @@ export class RestTracker implements Tracker {
       this.#offlineUntil = 0;
       return;
     }
+    this.#stalledMs += performance.now() - t0;
     this.#offlineUntil = Date.now() + this.#retryIntervalMs;
     if (!this.#warned) {
       this.#warned = true;
       this.#log(
         `mlflow: ${r.error}; training goes on, records are kept in ${this.spool.dir} ` +
           `(deno task mlflow:sync replays them)`,
+      );
+    }
+    if (this.gaveUp) {
+      this.#log(
+        `mlflow: the server cost this run ${(this.#stalledMs / 1000).toFixed(1)} s without ` +
+          `answering; no more tries until the run ends (deno task mlflow:sync delivers later)`,
       );
     }
   }
@@ -622,22 +721,27 @@ export async function syncSpool(
   const runs: SpoolSyncReport[] = [];
   for (const dir of await listSpoolDirs(root)) {
     const spool = await Spool.load(dir);
-    const uri = opts.uri ?? spool.state.uri;
-    if (opts.uri && opts.uri !== spool.state.uri && !spool.state.remoteRunId) spool.state.uri = uri;
+    const target = opts.uri ? splitCredentials(opts.uri).uri : spool.state.uri;
+    if (target !== spool.state.uri) {
+      // another server: the run (if created) is not there; all records go to a new run
+      spool.restart(target);
+      await spool.saveState();
+    }
     const rejectedBefore = spool.state.rejected.length;
-    const r = await new SpoolReplayer(spool, makeClient(uri), opts.log).deliver();
+    const client = makeClient(opts.uri ?? spool.legacyUri ?? spool.state.uri);
+    const r = await new SpoolReplayer(spool, client, opts.log).deliver();
     const pending = spool.pending;
     runs.push({
       key: spool.state.key,
       runName: spool.state.runName,
-      uri,
+      uri: target,
       remoteRunId: spool.state.remoteRunId,
       delivered: r.delivered,
       pending,
       rejected: spool.state.rejected.length - rejectedBefore,
       ended: spool.state.ended,
       outcome: r.outcome,
-      error: r.error,
+      error: r.error && redactUri(r.error),
     });
     if (r.outcome === "done" && pending === 0 && spool.state.ended) await spool.remove();
   }

@@ -5,40 +5,27 @@
  * - uri http(s)://...            -> REST tracker with a local spool (lib/tracking/spool.ts);
  * - uri file:... or a path       -> MLflow file store at that folder;
  * - uri undefined                -> MLFLOW_TRACKING_URI when set, else the file store
- *                                   `outputs/mlruns` (`mlflow ui --backend-store-uri ./outputs/mlruns`).
+ *                                   `outputs/mlruns` (`mlflow ui --backend-store-uri ./outputs/mlruns`);
+ * - databricks, sqlite:, ...     -> a clear "not supported" error.
+ * The experiment is `experiment`, else MLFLOW_EXPERIMENT_NAME, else "cxr".
  */
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { outputsDir } from "../util/paths.ts";
+import { join } from "node:path";
 import { contextTags, currentUser } from "./context.ts";
 import { type FileRun, MlflowFileStore } from "./filestore.ts";
 import { modelHistoryEntry, writeOnnxModelDir } from "./mlmodel.ts";
 import { MlflowRestClient } from "./rest.ts";
 import { effectiveArtifactPath, MODEL_HISTORY_TAG, RestTracker, toBatch } from "./spool.ts";
 import type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
+import { parseTrackingUri, resolveExperimentName, resolveTrackingUri } from "./uri.ts";
 
 export type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
 export { syncSpool } from "./spool.ts";
-
-/** Default file store location: outputs/mlruns. */
-export function defaultMlrunsDir(): string {
-  return join(outputsDir(), "mlruns");
-}
-
-/** The tracking URI openTracker would use for `uri` (null = off). */
-export function resolveTrackingUri(uri?: string | null): string | null {
-  if (uri === null) return null;
-  if (uri !== undefined && uri !== "") return uri;
-  let env: string | undefined;
-  try {
-    env = Deno.env.get("MLFLOW_TRACKING_URI") || undefined;
-  } catch { /* no --allow-env */ }
-  return env ?? defaultMlrunsDir();
-}
+export { defaultMlrunsDir, redactUri, resolveExperimentName, resolveTrackingUri } from "./uri.ts";
 
 /** Tracks nothing (backend "off"); every call resolves at once. */
 export class NoopTracker implements Tracker {
   readonly runId = "";
+  readonly uri = "";
   readonly backend = "off" as const;
   async logParams(_params: Record<string, string | number | boolean>): Promise<void> {}
   async logMetrics(_metrics: Record<string, number>, _step: number, _ts?: number) {}
@@ -60,19 +47,24 @@ export class FileTracker implements Tracker {
     this.run = run;
   }
 
-  static async open(root: string, opts: OpenTrackerOptions): Promise<FileTracker> {
+  static async open(
+    root: string,
+    opts: OpenTrackerOptions,
+    log: (line: string) => void = console.error,
+  ): Promise<FileTracker> {
     const store = new MlflowFileStore(root);
     await store.ensureRoot();
     if (opts.resumeRunId) {
       const run = await store.findRun(opts.resumeRunId);
-      if (!run) {
-        throw new Error(`cannot resume MLflow run ${opts.resumeRunId}: not found in ${store.root}`);
+      if (run) {
+        await store.setStatus(run, "RUNNING", null);
+        if (opts.tags) await store.logBatch(run, toBatch({ tags: opts.tags }));
+        return new FileTracker(store, run);
       }
-      await store.setStatus(run, "RUNNING", null);
-      if (opts.tags) await store.logBatch(run, toBatch({ tags: opts.tags }));
-      return new FileTracker(store, run);
+      // logged to another store, or deleted: a new run rather than a stuck one
+      log(`mlflow: run ${opts.resumeRunId} is not in ${store.root}; starting a new run`);
     }
-    const experimentId = await store.getOrCreateExperiment(opts.experiment);
+    const experimentId = await store.getOrCreateExperiment(resolveExperimentName(opts.experiment));
     const run = await store.createRun({
       experimentId,
       runName: opts.runName,
@@ -85,6 +77,10 @@ export class FileTracker implements Tracker {
 
   get runId(): string {
     return this.run.runId;
+  }
+
+  get uri(): string {
+    return this.store.root;
   }
 
   #check(): void {
@@ -120,7 +116,13 @@ export class FileTracker implements Tracker {
     const model = await writeOnnxModelDir(
       onnxPath,
       join(this.run.runDir, "artifacts", artifactPath),
-      { runId: this.runId, artifactPath, signature: extra.signature, metadata: extra.metadata },
+      {
+        runId: this.runId,
+        artifactPath,
+        signature: extra.signature,
+        metadata: extra.metadata,
+        outputs: extra.outputs,
+      },
     );
     const old = await this.store.readTag(this.run, MODEL_HISTORY_TAG);
     const history = [...(old ? JSON.parse(old) : []), modelHistoryEntry(model)];
@@ -143,11 +145,12 @@ export async function openTracker(
 ): Promise<Tracker> {
   const uri = resolveTrackingUri(opts.uri);
   if (uri === null) return new NoopTracker();
-  if (/^https?:\/\//.test(uri)) {
+  const target = parseTrackingUri(uri);
+  if (target.kind === "rest") {
     return await RestTracker.open({
       client: MlflowRestClient.fromEnv(uri),
       uri,
-      experiment: opts.experiment,
+      experiment: resolveExperimentName(opts.experiment),
       runName: opts.runName,
       tags: { ...contextTags(), ...(opts.tags ?? {}) },
       userId: currentUser(),
@@ -156,11 +159,5 @@ export async function openTracker(
       retryIntervalMs: opts.retryIntervalMs,
     });
   }
-  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !uri.startsWith("file:")) {
-    throw new Error(
-      `unsupported MLflow tracking URI '${uri}': use http(s)://host:port, a folder, or file:`,
-    );
-  }
-  const root = uri.startsWith("file:") ? fileURLToPath(uri) : resolve(uri);
-  return await FileTracker.open(root, opts);
+  return await FileTracker.open(target.root, opts);
 }

@@ -18,12 +18,19 @@ export type ParamValue = string | number | boolean;
 export interface OnnxModelExtra {
   /** `{ inputs, outputs }` as MLflow tensor specs; derived from the ONNX graph when absent. */
   signature?: unknown;
+  /**
+   * Graph outputs the MLflow model keeps, old name -> exported name, in order: e.g.
+   * `{ head_dense: "probability" }` so pyfunc predictions hold nothing else. Default: all.
+   */
+  outputs?: Record<string, string>;
   metadata?: Record<string, unknown>;
 }
 
 export interface Tracker {
   /** MLflow run id (for a REST run not yet created on the server: the local spool key). */
   readonly runId: string;
+  /** Where the run is logged (server URL without credentials, or file-store folder). */
+  readonly uri: string;
   readonly backend: "rest" | "file" | "off";
   logParams(params: Record<string, ParamValue>): Promise<void>;
   /** Timestamp in ms since the epoch (default: now). */
@@ -40,7 +47,8 @@ export interface Tracker {
 }
 
 export interface OpenTrackerOptions {
-  experiment: string;
+  /** Default: MLFLOW_EXPERIMENT_NAME, else "cxr". */
+  experiment?: string;
   runName: string;
   tags?: Record<string, string>;
   /** undefined: MLFLOW_TRACKING_URI, else the file store outputs/mlruns; null: off. */

@@ -1,6 +1,7 @@
 /**
- * MLflow's limits (mlflow/utils/validation.py, 2.x) checked before anything is spooled or
- * written, so a bad name fails at the call site instead of blocking a replay later.
+ * MLflow's limits (mlflow/utils/validation.py, 2.17) checked before anything is spooled or
+ * written, so a bad name fails at the call site instead of blocking a replay later; no
+ * stricter than MLflow's own (Unicode letters and digits, `:` outside Windows).
  */
 import type { ParamValue } from "./types.ts";
 
@@ -10,35 +11,78 @@ export const MAX_ENTITIES_PER_BATCH = 1000;
 export const MAX_ENTITY_KEY_LENGTH = 250;
 /** 6000 since MLflow 2.x (500 before); longer values are truncated like MLFLOW_TRUNCATE_LONG_VALUES. */
 export const MAX_PARAM_VAL_LENGTH = 6000;
-export const MAX_TAG_VAL_LENGTH = 5000;
+export const MAX_TAG_VAL_LENGTH = 8000;
 
-const VALID_NAME = /^[/\w.\- ]*$/;
+const isWindows = (() => {
+  try {
+    return Deno.build.os === "windows";
+  } catch {
+    return false;
+  }
+})();
+
+/** Python's `\w` on str: Unicode letters and digits, and `_` (`re.match(r"^[/\w.\- :]*$")`). */
+const VALID_NAME = isWindows ? /^[/\p{L}\p{N}_.\- ]*$/u : /^[/\p{L}\p{N}_.\- :]*$/u;
+
+/** posixpath.normpath, enough to tell whether a name "would resolve to another path". */
+function normpath(p: string): string {
+  if (p === "") return ".";
+  const initial = p.startsWith("/") ? (p.startsWith("//") && !p.startsWith("///") ? 2 : 1) : 0;
+  const out: string[] = [];
+  for (const c of p.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c !== ".." || (initial === 0 && out.length === 0) || out.at(-1) === "..") out.push(c);
+    else if (out.length > 0) out.pop();
+  }
+  const joined = "/".repeat(initial) + out.join("/");
+  return joined === "" ? "." : joined;
+}
 
 /** Throws a clear error for a key MLflow would reject (bad characters, path-like, too long). */
 export function validateKey(kind: "metric" | "param" | "tag", key: string): void {
-  if (key === "") throw new Error(`Invalid ${kind} name: empty`);
   if (!VALID_NAME.test(key)) {
     throw new Error(
       `Invalid ${kind} name: '${key}'. Names may only contain alphanumerics, underscores (_), ` +
-        `dashes (-), periods (.), spaces ( ), and slashes (/).`,
+        `dashes (-), periods (.), spaces ( )${isWindows ? "" : ", colon(:)"} and slashes (/).`,
     );
   }
-  const parts = key.split("/");
-  if (key.startsWith("/") || parts.some((p) => p === "" || p === "." || p === "..")) {
-    throw new Error(`Invalid ${kind} name: '${key}' would resolve to another path`);
+  // mlflow.utils.validation.path_not_unique
+  const norm = normpath(key);
+  if (norm !== key || norm === "." || norm.startsWith("..") || norm.startsWith("/")) {
+    throw new Error(
+      `Invalid ${kind} name: '${key}' would resolve to '${norm}' when treated as a path`,
+    );
   }
-  if (key.length > MAX_ENTITY_KEY_LENGTH) {
+  if ([...key].length > MAX_ENTITY_KEY_LENGTH) {
     throw new Error(`Invalid ${kind} name: '${key.slice(0, 50)}...' longer than 250 characters`);
   }
 }
 
+/** A metric value as protobuf JSON (and the spool) writes it: NaN/±Infinity as strings. */
+export function metricValueJson(v: number): number | string {
+  if (Number.isFinite(v)) return v;
+  return Number.isNaN(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity";
+}
+
+/** Inverse of metricValueJson; `null` (how older spools stored non-finite values) is NaN. */
+export function metricValueFromJson(v: unknown): number {
+  if (v === null || v === undefined) return NaN;
+  return typeof v === "number" ? v : Number(v);
+}
+
+/** Python's `value[:limit]`, counted in code points like Python's len. */
+function truncate(s: string, limit: number): string {
+  if (s.length <= limit) return s;
+  const chars = [...s];
+  return chars.length > limit ? chars.slice(0, limit).join("") : s;
+}
+
 export function paramString(value: ParamValue): string {
-  const s = typeof value === "string" ? value : String(value);
-  return s.length > MAX_PARAM_VAL_LENGTH ? s.slice(0, MAX_PARAM_VAL_LENGTH) : s;
+  return truncate(typeof value === "string" ? value : String(value), MAX_PARAM_VAL_LENGTH);
 }
 
 export function tagString(value: string): string {
-  return value.length > MAX_TAG_VAL_LENGTH ? value.slice(0, MAX_TAG_VAL_LENGTH) : value;
+  return truncate(value, MAX_TAG_VAL_LENGTH);
 }
 
 export function validateMetric(key: string, value: number, step: number, timestamp: number): void {
