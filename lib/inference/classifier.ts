@@ -5,7 +5,6 @@
  */
 import * as ort from "onnxruntime-node";
 import { dirname, join, resolve } from "node:path";
-import type { NetName } from "../models/spec.ts";
 import {
   CLASSIFIER_META_FILE,
   CLASSIFIER_ONNX_FILE,
@@ -14,7 +13,8 @@ import {
   type ThresholdInfo,
   type WeightsInfo,
 } from "./meta.ts";
-import { type IntensityMode, normalizeBatch } from "../data/intensity.ts";
+import { normalizeBatch } from "../data/intensity.ts";
+import type { Classifier, PredictResult } from "./model.ts";
 import {
   ENSEMBLE_META_FILE,
   ensembleClassifier,
@@ -23,38 +23,10 @@ import {
 } from "./ensemble.ts";
 
 export type { ClassifierMeta, ThresholdInfo, WeightsInfo };
+export type { Classifier, PredictResult };
 
 /** Side of the square RGB image every classifier takes. */
 export const IMAGE_SIZE = 224;
-
-export interface PredictResult {
-  /** P(pneumonia) per image. */
-  prob: Float32Array;
-  /** The Grad-CAM layer's activation [N,h,w,C] (NHWC), when the model outputs it. */
-  gradcam?: { data: Float32Array; shape: number[] };
-}
-
-export interface Classifier {
-  /** Run id (or file stem) naming this model in the API. */
-  id: string;
-  /** The net, or "ensemble" for an ensemble of runs (lib/inference/ensemble.ts). */
-  net: NetName | "ensemble";
-  threshold: ThresholdInfo;
-  weights: WeightsInfo;
-  /** Name of the layer whose activation `predict` returns for Grad-CAM, or null. */
-  gradcamLayer: string | null;
-  /** Where the package lives (run directory), for Grad-CAM's tail weights; null when unknown. */
-  runDir: string | null;
-  meta: ClassifierMeta;
-  /** Intensity normalisation `predict` applies before the graph (meta.intensity; absent: off). */
-  intensity?: IntensityMode;
-  /**
-   * images: [N,224,224,3] RGB 0..255 (NHWC), as decoded (lib/data/images.ts); the run's
-   * intensity normalisation is applied here, on a copy, so every caller feeds the same pixels.
-   */
-  predict(images: Float32Array, n: number): Promise<PredictResult>;
-  close(): Promise<void>;
-}
 
 export interface LoadOptions {
   /** ORT intra-op threads (default: ORT's choice). */

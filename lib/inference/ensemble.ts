@@ -6,7 +6,7 @@
  * image and combines what they answer.
  */
 import { resolve } from "node:path";
-import type { Classifier, PredictResult } from "./classifier.ts";
+import type { Classifier, PredictResult } from "./model.ts";
 import type { ThresholdInfo, WeightsInfo } from "./meta.ts";
 
 export const ENSEMBLE_META_FILE = "ensemble.json";
