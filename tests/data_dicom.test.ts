@@ -2,7 +2,7 @@
  * The shared DICOM corpus, file by file as its MANIFEST.tsv says, through the one image path
  * (decodeImage) that datasets, evaluate --data, the API and the notebooks use.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import sharp from "sharp";
 import { join } from "node:path";
 import { decodeImage, ImageDecodeError } from "../lib/data/images.ts";
@@ -41,7 +41,7 @@ Deno.test({
   ignore: !hasCorpus,
   fn: async () => {
     const rows = corpusRows();
-    assertEquals(rows.length, 16);
+    assert.deepEqual(rows.length, 16);
     for (const row of rows) {
       const path = join(DICOM_DIR, row.file);
       if (row.expect === "error") {
@@ -51,27 +51,30 @@ Deno.test({
         } catch (e) {
           err = e;
         }
-        assert(err instanceof ImageDecodeError, `${row.file}: expected an ImageDecodeError`);
-        assert(err.dicom !== null || row.file === "not_dicom.dcm", `${row.file}: ${err.message}`);
-        assert(err.message.includes(path), `${row.file}: the error names the file`);
-        assert(!err.message.includes("\n"), `${row.file}: one line`);
+        assert.ok(err instanceof ImageDecodeError, `${row.file}: expected an ImageDecodeError`);
+        assert.ok(
+          err.dicom !== null || row.file === "not_dicom.dcm",
+          `${row.file}: ${err.message}`,
+        );
+        assert.ok(err.message.includes(path), `${row.file}: the error names the file`);
+        assert.ok(!err.message.includes("\n"), `${row.file}: one line`);
         continue;
       }
       const img = await decodeImage(path, 224);
-      assert(img.dicom, `${row.file}: DICOM tags reported`);
+      assert.ok(img.dicom, `${row.file}: DICOM tags reported`);
       if (row.expect === "warn") {
-        assertEquals(img.dicom.tags.modality, "CT");
-        assertEquals(img.dicom.tags.bodyPartExamined, "ABDOMEN");
+        assert.deepEqual(img.dicom.tags.modality, "CT");
+        assert.deepEqual(img.dicom.tags.bodyPartExamined, "ABDOMEN");
         continue;
       }
       const grey = await expectedGrey(row.label);
       const d = diff(img.data, grey);
       const tol = tolerance(row.note);
-      if (tol.max !== undefined) assert(d.max <= tol.max, `${row.file}: max diff ${d.max}`);
-      if (tol.mean !== undefined) assert(d.mean < tol.mean, `${row.file}: mean diff ${d.mean}`);
+      if (tol.max !== undefined) assert.ok(d.max <= tol.max, `${row.file}: max diff ${d.max}`);
+      if (tol.mean !== undefined) assert.ok(d.mean < tol.mean, `${row.file}: mean diff ${d.mean}`);
       if (row.expect === "error-or-first-frame") {
-        assertEquals(img.dicom.tags.frames, 3);
-        assert(img.dicom.warnings.some((w) => /frame 1/.test(w)), "says frame 1 is used");
+        assert.deepEqual(img.dicom.tags.frames, 3);
+        assert.ok(img.dicom.warnings.some((w) => /frame 1/.test(w)), "says frame 1 is used");
       }
     }
   },
@@ -83,21 +86,21 @@ Deno.test({
   fn: async () => {
     const read = (f: string) => Deno.readFile(join(DICOM_DIR, f));
     const win = await decodeDicom(await read("mono2_12bit_window.dcm"));
-    assertEquals(win.tags.window, {
+    assert.deepEqual(win.tags.window, {
       center: 2048,
       width: 4096,
       function: "LINEAR",
       source: "tags",
     });
-    assertEquals([win.tags.bitsStored, win.tags.modality], [12, "CR"]);
+    assert.deepEqual([win.tags.bitsStored, win.tags.modality], [12, "CR"]);
     const inv = await decodeDicom(await read("mono1_12bit_inverted.dcm"));
-    assertEquals(inv.tags.photometricInterpretation, "MONOCHROME1");
+    assert.deepEqual(inv.tags.photometricInterpretation, "MONOCHROME1");
     const none = await decodeDicom(await read("mono2_12bit_nowindow.dcm"));
-    assertEquals(none.tags.window.source, "pixel range");
+    assert.deepEqual(none.tags.window.source, "pixel range");
     const rgb = await decodeDicom(await read("rgb_secondary_capture.dcm"));
-    assertEquals([rgb.channels, rgb.tags.photometricInterpretation], [3, "RGB"]);
+    assert.deepEqual([rgb.channels, rgb.tags.photometricInterpretation], [3, "RGB"]);
     const j2k = await decodeDicom(await read("mono2_jpeg2000_lossless.dcm"));
-    assertEquals(j2k.tags.transferSyntax.name, "JPEG 2000 Lossless");
+    assert.deepEqual(j2k.tags.transferSyntax.name, "JPEG 2000 Lossless");
     const codes: Record<string, string> = {
       "no_pixel_data.dcm": "no_pixel_data",
       "truncated.dcm": "corrupt_dicom",
@@ -106,11 +109,11 @@ Deno.test({
     };
     for (const [file, code] of Object.entries(codes)) {
       const e = await decodeDicom(await read(file)).then(() => null, (e) => e);
-      assertEquals(e?.code, code, `${file}: ${e?.message}`);
+      assert.deepEqual(e?.code, code, `${file}: ${e?.message}`);
     }
     // Patient fields are never read: nothing identifying in what a decode returns.
     const text = JSON.stringify(win.tags) + JSON.stringify(win.warnings);
-    assert(!/ANON|patient/i.test(text), text);
+    assert.ok(!/ANON|patient/i.test(text), text);
   },
 });
 
@@ -127,7 +130,7 @@ Deno.test("RLE: PackBits runs and literals over MSB/LSB planes", () => {
   const data = new Uint8Array([...header, ...msbSeg, ...lsbSeg]);
   const out = decodeRle(data, { rows: 2, columns: 2, samples: 1, bitsAllocated: 16 });
   const vals = new Uint16Array(out.buffer);
-  assertEquals([...vals], [0x0102, 0x0102, 0x0304, 0x0506]);
+  assert.deepEqual([...vals], [0x0102, 0x0102, 0x0304, 0x0506]);
 });
 
 Deno.test({
@@ -148,10 +151,10 @@ Deno.test({
       );
       await Deno.writeTextFile(join(root, "val", "PNEUMONIA", "notes.txt"), "hello");
       const ds = await scanDataset(root);
-      assertEquals(ds.items.map((i) => i.rel), ["val/NORMAL/a.dcm", "val/PNEUMONIA/IMG0001"]);
-      assert(ds.warnings.some((w) => w.includes("notes.txt")));
+      assert.deepEqual(ds.items.map((i) => i.rel), ["val/NORMAL/a.dcm", "val/PNEUMONIA/IMG0001"]);
+      assert.ok(ds.warnings.some((w) => w.includes("notes.txt")));
       const img = await decodeImage(ds.items[1].path, 224);
-      assertEquals(img.dicom?.tags.transferSyntax.name, "RLE Lossless");
+      assert.deepEqual(img.dicom?.tags.transferSyntax.name, "RLE Lossless");
     } finally {
       await Deno.remove(root, { recursive: true });
     }

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import assert from "node:assert/strict";
 import sharp from "sharp";
 import { join } from "node:path";
 import { decodeImage, ImageDecodeError, sha256Hex } from "../lib/data/images.ts";
@@ -19,19 +19,19 @@ Deno.test("decode: large 8-bit gray JPEG -> 224x224 RGB, Keras/PIL nearest pixel
   const w = 1792, h = 1344;
   const bytes = await grayJpeg(w, h);
   const img = await decodeImage(bytes, S);
-  assertEquals([img.width, img.height, img.data.length], [w, h, S * S * 3]);
-  assertEquals(img.sha256, await sha256Hex(bytes));
+  assert.deepEqual([img.width, img.height, img.data.length], [w, h, S * S * 3]);
+  assert.deepEqual(img.sha256, await sha256Hex(bytes));
   const gray = await sharp(bytes).toColourspace("b-w").raw().toBuffer({ resolveWithObject: true });
-  assertEquals((await sharp(bytes).metadata()).channels, 1); // really a single-channel file
-  assertEquals(gray.info.channels, 1);
+  assert.deepEqual((await sharp(bytes).metadata()).channels, 1); // really a single-channel file
+  assert.deepEqual(gray.info.channels, 1);
   for (const [x, y] of [[0, 0], [1, 0], [0, 1], [100, 57], [223, 223], [17, 200]]) {
     const v = gray.data[(6 * y + 3) * w + (8 * x + 4)];
-    assertEquals(pixel(img.data, x, y), [v, v, v], `pixel ${x},${y}`);
+    assert.deepEqual(pixel(img.data, x, y), [v, v, v], `pixel ${x},${y}`);
   }
   // Non-integer ratio and a smooth kernel still give 224x224x3 with equal channels.
   const odd = await decodeImage(await grayJpeg(1000, 700), S, { interpolation: "bilinear" });
-  assertEquals(odd.data.length, S * S * 3);
-  assert(pixel(odd.data, 50, 60).every((v, _, a) => v === a[0]));
+  assert.deepEqual(odd.data.length, S * S * 3);
+  assert.ok(pixel(odd.data, 50, 60).every((v, _, a) => v === a[0]));
 });
 
 Deno.test("decode: 16-bit gray PNG scales to 8 bits", async () => {
@@ -44,10 +44,10 @@ Deno.test("decode: 16-bit gray PNG scales to 8 bits", async () => {
   }
   const png = await sharp(px, { raw: { width: w, height: h, channels: 1 } })
     .toColourspace("grey16").png().toBuffer();
-  assertEquals((await sharp(png).metadata()).depth, "ushort");
+  assert.deepEqual((await sharp(png).metadata()).depth, "ushort");
   const img = await decodeImage(new Uint8Array(png), S);
-  assertEquals(pixel(img.data, 10, 10), [255, 255, 255]);
-  assertEquals(pixel(img.data, 200, 100), [100, 100, 100]);
+  assert.deepEqual(pixel(img.data, 10, 10), [255, 255, 255]);
+  assert.deepEqual(pixel(img.data, 200, 100), [100, 100, 100]);
 });
 
 Deno.test("decode: CMYK JPEG and RGBA PNG -> RGB", async () => {
@@ -57,10 +57,10 @@ Deno.test("decode: CMYK JPEG and RGBA PNG -> RGB", async () => {
   const cmyk = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).toColourspace("cmyk")
     .jpeg()
     .toBuffer();
-  assertEquals((await sharp(cmyk).metadata()).space, "cmyk");
+  assert.deepEqual((await sharp(cmyk).metadata()).space, "cmyk");
   const c = await decodeImage(new Uint8Array(cmyk), S);
   const [r, g, b] = pixel(c.data, 112, 112);
-  assert(r > 150 && g < 100 && b < 100, `red stays red: ${r},${g},${b}`);
+  assert.ok(r > 150 && g < 100 && b < 100, `red stays red: ${r},${g},${b}`);
 
   const rgba = new Uint8Array(w * h * 4);
   for (let i = 0; i < w * h; i++) rgba.set([10, 20, 30, i % 2 ? 0 : 255], i * 4);
@@ -68,16 +68,16 @@ Deno.test("decode: CMYK JPEG and RGBA PNG -> RGB", async () => {
   const a = await decodeImage(new Uint8Array(png), S);
   // Alpha is dropped, not composited (PIL convert("RGB")): even transparent pixels keep their colour.
   for (const [x, y] of [[0, 0], [1, 0], [111, 3], [223, 223]]) {
-    assertEquals(pixel(a.data, x, y), [10, 20, 30]);
+    assert.deepEqual(pixel(a.data, x, y), [10, 20, 30]);
   }
 });
 
 Deno.test("decode: a shared 224x224 JPEG is used as is (no resampling)", async () => {
   const path = join(sharedDir(), "data", "chest_xray", "train", "NORMAL", "IM-0115-0001.jpeg");
   const img = await decodeImage(path);
-  assertEquals(img.sha256, "7a84303b155885cc1cd5f94269d6335a110f389e8278d0c77c62adfb5ebac320");
+  assert.deepEqual(img.sha256, "7a84303b155885cc1cd5f94269d6335a110f389e8278d0c77c62adfb5ebac320");
   const raw = await sharp(path).raw().toBuffer();
-  assertEquals(Array.from(img.data), Array.from(raw));
+  assert.deepEqual(Array.from(img.data), Array.from(raw));
 });
 
 Deno.test("decode: truncated, non-image, empty and missing files name the file", async () => {
@@ -92,13 +92,19 @@ Deno.test("decode: truncated, non-image, empty and missing files name the file",
     for (const [name, bytes, why] of cases) {
       const path = join(dir, name);
       await put(path, bytes);
-      const e = await assertRejects(() => decodeImage(path), ImageDecodeError);
-      assertEquals(e.file, path);
-      assert(e.message.includes(path) && e.message.toLowerCase().includes(why), e.message);
+      await assert.rejects(() => decodeImage(path), (e) => {
+        assert.ok(e instanceof ImageDecodeError);
+        assert.equal(e.file, path);
+        assert.ok(e.message.includes(path) && e.message.toLowerCase().includes(why), e.message);
+        return true;
+      });
     }
     const missing = join(dir, "missing.jpeg");
-    const e = await assertRejects(() => decodeImage(missing), ImageDecodeError);
-    assert(e.message.includes(missing), e.message);
+    await assert.rejects(() => decodeImage(missing), (e) => {
+      assert.ok(e instanceof ImageDecodeError);
+      assert.ok(e.message.includes(missing), e.message);
+      return true;
+    });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -142,21 +148,24 @@ Deno.test("loadBatches: order kept, corrupt images skipped and counted, next bat
     let batches = 0;
     for await (const batch of loadBatches(items, { batchSize: 4, prefetch: 1, progress })) {
       if (batches === 0) {
-        assert(touched.has(4), "batch 2 was started before batch 1 was handed over");
+        assert.ok(touched.has(4), "batch 2 was started before batch 1 was handed over");
       }
-      assertEquals(batch.data.length, batch.items.length * S * S * 3);
-      assertEquals(batch.sha256.length, batch.items.length);
+      assert.deepEqual(batch.data.length, batch.items.length * S * S * 3);
+      assert.deepEqual(batch.sha256.length, batch.items.length);
       got.push(...batch.items.map((it) => it.id));
       for (const f of batch.failed) {
         failed.push(f.item.id);
-        assert(f.error.includes(paths[f.item.id]), f.error);
+        assert.ok(f.error.includes(paths[f.item.id]), f.error);
       }
       batches++;
     }
-    assertEquals(batches, 3);
-    assertEquals(got, [0, 1, 2, 4, 5, 6, 8, 9]);
-    assertEquals(failed, [3, 7]);
-    assert(lines.at(-1)!.includes("10/10") && lines.at(-1)!.includes("failed=2"), lines.join(""));
+    assert.deepEqual(batches, 3);
+    assert.deepEqual(got, [0, 1, 2, 4, 5, 6, 8, 9]);
+    assert.deepEqual(failed, [3, 7]);
+    assert.ok(
+      lines.at(-1)!.includes("10/10") && lines.at(-1)!.includes("failed=2"),
+      lines.join(""),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import type { ImageItem, SplitName } from "../lib/data/dataset.ts";
 import { patientId } from "../lib/data/patients.ts";
 import { leakCount, makeSplits } from "../lib/data/splits.ts";
@@ -30,38 +30,38 @@ const share = (list: ImageItem[]) => list.filter((it) => it.label === 1).length 
 
 Deno.test("seed protocol: train = train, validation = official test, test = official val", () => {
   const s = makeSplits(items, { protocol: "seed" });
-  assertEquals(s.protocol, "seed");
-  assertEquals(rels(s.train), rels(official("train")).sort());
-  assertEquals(rels(s.val), rels(official("test")).sort());
-  assertEquals(rels(s.test), rels(official("val")).sort());
-  assertEquals(leakCount(s), 0);
-  assert(s.notes.some((n) => n.includes("validation = official test")));
+  assert.deepEqual(s.protocol, "seed");
+  assert.deepEqual(rels(s.train), rels(official("train")).sort());
+  assert.deepEqual(rels(s.val), rels(official("test")).sort());
+  assert.deepEqual(rels(s.test), rels(official("val")).sort());
+  assert.deepEqual(leakCount(s), 0);
+  assert.ok(s.notes.some((n) => n.includes("validation = official test")));
 });
 
 Deno.test("patient protocol: patient-disjoint, stratified, seeded validation from train", () => {
   const s = makeSplits(items, { protocol: "patient", valFraction: 0.12, seed: 7 });
   const train = official("train");
   // Nothing lost, nothing added: train + val = official train; test = official test.
-  assertEquals([...rels(s.train), ...rels(s.val)].sort(), rels(train).sort());
-  assertEquals(rels(s.test), rels(official("test")).sort());
+  assert.deepEqual([...rels(s.train), ...rels(s.val)].sort(), rels(train).sort());
+  assert.deepEqual(rels(s.test), rels(official("test")).sort());
   // Patient-disjoint.
   const trainPatients = new Set(s.train.map((it) => it.patient));
-  assert(s.val.every((it) => !trainPatients.has(it.patient)));
-  assertEquals(leakCount(s), 0);
+  assert.ok(s.val.every((it) => !trainPatients.has(it.patient)));
+  assert.deepEqual(leakCount(s), 0);
   // About 12% of images, and the class ratio kept (within a patient's worth of images).
   const frac = s.val.length / train.length;
-  assert(frac > 0.1 && frac < 0.14, `val fraction ${frac}`);
-  assert(Math.abs(share(s.val) - share(train)) < 0.03, `${share(s.val)} vs ${share(train)}`);
+  assert.ok(frac > 0.1 && frac < 0.14, `val fraction ${frac}`);
+  assert.ok(Math.abs(share(s.val) - share(train)) < 0.03, `${share(s.val)} vs ${share(train)}`);
   // Reproducible with the seed, different with another seed, independent of input order.
-  assertEquals(rels(makeSplits(items, { protocol: "patient", seed: 7 }).val), rels(s.val));
-  assertEquals(
+  assert.deepEqual(rels(makeSplits(items, { protocol: "patient", seed: 7 }).val), rels(s.val));
+  assert.deepEqual(
     rels(makeSplits(items.slice().reverse(), { protocol: "patient", seed: 7 }).val),
     rels(s.val),
   );
-  assert(
+  assert.ok(
     rels(makeSplits(items, { protocol: "patient", seed: 8 }).val).join() !== rels(s.val).join(),
   );
-  assert(
+  assert.ok(
     s.notes.some((n) => n.includes(`official val (${official("val").length} images) unused`)),
     s.notes.join("\n"),
   );
@@ -76,12 +76,12 @@ Deno.test("leak check finds patients shared across splits", () => {
   ]);
   const s = makeSplits(leaky, { protocol: "seed" });
   // seed: val = official test (person1), test = official val (IM-0001).
-  assertEquals(s.leaks, [
+  assert.deepEqual(s.leaks, [
     { a: "train", b: "val", patients: ["person1"] },
     { a: "train", b: "test", patients: ["IM-0001"] },
     { a: "val", b: "test", patients: [] },
   ]);
-  assertEquals(leakCount(s), 2);
+  assert.deepEqual(leakCount(s), 2);
 });
 
 Deno.test("subset: stratified and seeded per split", () => {
@@ -90,17 +90,17 @@ Deno.test("subset: stratified and seeded per split", () => {
     seed: 3,
     subset: { train: 100, val: 40, test: 10 },
   });
-  assertEquals([s.train.length, s.val.length, s.test.length], [100, 40, 10]);
+  assert.deepEqual([s.train.length, s.val.length, s.test.length], [100, 40, 10]);
   const full = makeSplits(items, { protocol: "patient", seed: 3 });
   const fullTrain = new Set(rels(full.train));
-  assert(s.train.every((it) => fullTrain.has(it.rel)), "subset drawn from its own split");
-  assert(Math.abs(share(s.train) - share(full.train)) <= 0.01 + 1 / 100);
-  assertEquals(
+  assert.ok(s.train.every((it) => fullTrain.has(it.rel)), "subset drawn from its own split");
+  assert.ok(Math.abs(share(s.train) - share(full.train)) <= 0.01 + 1 / 100);
+  assert.deepEqual(
     rels(makeSplits(items, { protocol: "patient", seed: 3, subset: { train: 100 } }).train),
     rels(s.train),
   );
   // Larger than the split: the whole split.
-  assertEquals(
+  assert.deepEqual(
     makeSplits(items, { protocol: "seed", subset: { test: 1000 } }).test.length,
     official("val").length,
   );
@@ -119,7 +119,7 @@ Deno.test("makeSplits rejects bad options with the option named", () => {
       makeSplits(items, opts as any);
       throw new Error("no error");
     } catch (e) {
-      assert((e as Error).message.includes(word), (e as Error).message);
+      assert.ok((e as Error).message.includes(word), (e as Error).message);
     }
   }
 });

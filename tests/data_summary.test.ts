@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main } from "../lib/cli/data_summary.ts";
 import type { DataSummary } from "../lib/data/summary.ts";
@@ -19,28 +19,28 @@ Deno.test("data:summary on a synthetic tree: counts, patients, sizes, unreadable
     await put(join(dir, "train", "PNEUMONIA", "person77_bacteria_1.jpeg"), truncated);
     await put(join(dir, "train", "NORMAL", "readme.txt"), "hello");
     const { out, err, io } = capture();
-    assertEquals(await main(["--data", dir, "--json"], io), 0, err.join("\n"));
+    assert.deepEqual(await main(["--data", dir, "--json"], io), 0, err.join("\n"));
     const s = JSON.parse(out.join("\n")) as DataSummary;
     const trainNormal = names.filter((n) => n.startsWith("train/NORMAL")).length;
     const trainPneu = names.filter((n) => n.startsWith("train/PNEUMONIA")).length + 1;
-    assertEquals([s.splits.train.normal, s.splits.train.pneumonia], [trainNormal, trainPneu]);
-    assertEquals([s.splits.train.patientsNormal, s.splits.train.patientsPneumonia], [6, 9]);
-    assertEquals(s.missingSplits, ["val"]);
-    assertEquals(s.unreadable.map((u) => u.rel), ["train/PNEUMONIA/person77_bacteria_1.jpeg"]);
-    assert(s.unreadable[0].error.includes("person77_bacteria_1.jpeg"), s.unreadable[0].error);
-    assertEquals([s.sizes.widthMin, s.sizes.widthMax, s.sizes.heightMedian], [40, 60, 30]);
-    assertEquals(s.sizes.modes, { "jpeg 1ch uchar": names.length });
-    assert(s.warnings.some((w) => w.includes("readme.txt")));
-    assertEquals(s.protocols.patient.leaks, 0);
-    assertEquals(s.protocols.patient.test, 6);
+    assert.deepEqual([s.splits.train.normal, s.splits.train.pneumonia], [trainNormal, trainPneu]);
+    assert.deepEqual([s.splits.train.patientsNormal, s.splits.train.patientsPneumonia], [6, 9]);
+    assert.deepEqual(s.missingSplits, ["val"]);
+    assert.deepEqual(s.unreadable.map((u) => u.rel), ["train/PNEUMONIA/person77_bacteria_1.jpeg"]);
+    assert.ok(s.unreadable[0].error.includes("person77_bacteria_1.jpeg"), s.unreadable[0].error);
+    assert.deepEqual([s.sizes.widthMin, s.sizes.widthMax, s.sizes.heightMedian], [40, 60, 30]);
+    assert.deepEqual(s.sizes.modes, { "jpeg 1ch uchar": names.length });
+    assert.ok(s.warnings.some((w) => w.includes("readme.txt")));
+    assert.deepEqual(s.protocols.patient.leaks, 0);
+    assert.deepEqual(s.protocols.patient.test, 6);
 
     // The table form says the same in words.
     const text = capture();
-    assertEquals(await main(["--data", dir], text.io), 0);
+    assert.deepEqual(await main(["--data", dir], text.io), 0);
     const t = text.out.join("\n");
-    assert(t.includes("val    absent"), t);
-    assert(t.includes("unreadable files: 1"), t);
-    assert(t.includes("protocol patient:") && t.includes("leaks: 0 patients"), t);
+    assert.ok(t.includes("val    absent"), t);
+    assert.ok(t.includes("unreadable files: 1"), t);
+    assert.ok(t.includes("protocol patient:") && t.includes("leaks: 0 patients"), t);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -49,12 +49,15 @@ Deno.test("data:summary on a synthetic tree: counts, patients, sizes, unreadable
 Deno.test("data:summary: wrong path and bad flags give clear errors and exit codes", async () => {
   const missing = "/nonexistent/cxr/chest_xray";
   const a = capture();
-  assertEquals(await main(["--data", missing], a.io), 1);
-  assert(a.err.join("\n").includes(missing), a.err.join("\n"));
+  assert.deepEqual(await main(["--data", missing], a.io), 1);
+  assert.ok(a.err.join("\n").includes(missing), a.err.join("\n"));
   const b = capture();
-  assertEquals(await main(["--datadir", "x"], b.io), 2);
-  assert(b.err[0].includes("--datadir") && b.err.join("\n").includes("usage:"), b.err.join("\n"));
+  assert.deepEqual(await main(["--datadir", "x"], b.io), 2);
+  assert.ok(
+    b.err[0].includes("--datadir") && b.err.join("\n").includes("usage:"),
+    b.err.join("\n"),
+  );
   const c = capture();
-  assertEquals(await main(["--val-fraction", "3"], c.io), 2);
-  assert(c.err[0].includes("--val-fraction"), c.err[0]);
+  assert.deepEqual(await main(["--val-fraction", "3"], c.io), 2);
+  assert.ok(c.err[0].includes("--val-fraction"), c.err[0]);
 });

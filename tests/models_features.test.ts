@@ -2,7 +2,7 @@
  * The tfjs models with formula weights compute what Keras computes: pooled features and the
  * listed intermediate layers against ../shared/reference/keras_features.json.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { initBackend, tf } from "../lib/tf/backend.ts";
 import { getNetSpec } from "../lib/models/registry.ts";
 import { weightLayout } from "../lib/models/layout.ts";
@@ -32,7 +32,7 @@ async function checkAgainstKeras(
   const backend = await initBackend();
   const netRef = ref.nets[net];
   const spec = getNetSpec(net);
-  assertEquals(spec.preprocessing, netRef.preprocessing);
+  assert.deepEqual(spec.preprocessing, netRef.preprocessing);
   const layerNames = Object.keys(netRef.outputs[inputNames[0]].layers);
   const outputs = [...layerNames.filter((l) => l !== spec.output), spec.output];
   const t0 = performance.now();
@@ -60,10 +60,13 @@ async function checkAgainstKeras(
     for (const [i, layer] of outputs.entries()) {
       const err = layerStatsError(values[i], shapes[i], b, outRef.layers[layer]);
       worstLayer = Math.max(worstLayer, err);
-      assert(err <= MUST, `${net} ${name} ${layer}: stats rel error ${err.toExponential(2)}`);
+      assert.ok(err <= MUST, `${net} ${name} ${layer}: stats rel error ${err.toExponential(2)}`);
     }
     lines.push(`${name} pooled ${pooledErr.toExponential(2)}`);
-    assert(pooledErr <= MUST, `${net} ${name}: pooled max rel error ${pooledErr.toExponential(2)}`);
+    assert.ok(
+      pooledErr <= MUST,
+      `${net} ${name}: pooled max rel error ${pooledErr.toExponential(2)}`,
+    );
   }
   console.log(
     `${net} (${backend.name}): ${lines.join(", ")}; layers (${outputs.length}) worst ${
@@ -72,7 +75,7 @@ async function checkAgainstKeras(
       ` [build ${((t1 - t0) / 1000).toFixed(1)} s, predict ${inputNames.length} img` +
       ` ${((t2 - t1) / 1000).toFixed(1)} s]`,
   );
-  assert(worstPooled <= MUST);
+  assert.ok(worstPooled <= MUST);
 }
 
 Deno.test("densenet121 with formula weights from the reference .h5 matches Keras", async () => {

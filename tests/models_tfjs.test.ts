@@ -1,5 +1,5 @@
 /** tfjs models built from specs: cuts recompose, weights round-trip, initialisers, head. */
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import assert from "node:assert/strict";
 import { maxRelError } from "./models_reference.ts";
 import { initBackend, tf } from "../lib/tf/backend.ts";
 import { densenet121 } from "../lib/models/densenet121.ts";
@@ -34,12 +34,12 @@ async function checkCutRecomposes(spec: NetSpec, firstTrainable: string, frontie
   const size = spec.layers[0].kind === "InputLayer" ? spec.layers[0].shape[0]! : 0;
   const weights = formulaWeights(weightLayout(spec));
   const cut = cutAt(spec, firstTrainable);
-  assertEquals(cut.frontier, frontier);
+  assert.deepEqual(cut.frontier, frontier);
   const x = tf.tensor4d(preprocessInput(pixels(2, size), spec.preprocessing), [2, size, size, 3]);
   const whole = buildTfModel(spec, weights);
   const frozen = buildTfModel(cut.frozen, weights, { trainable: false });
   const tail = buildTfModel(cut.tail, weights);
-  assertEquals(tail.inputs.map((i) => i.name.replace(/:\d+$/, "")), frontier);
+  assert.deepEqual(tail.inputs.map((i) => i.name.replace(/:\d+$/, "")), frontier);
   const [expected] = await run(whole, [x]);
   const mids = frozen.predict(x);
   const midList = Array.isArray(mids) ? mids : [mids];
@@ -48,7 +48,7 @@ async function checkCutRecomposes(spec: NetSpec, firstTrainable: string, frontie
   [whole, frozen, tail].forEach((m) => m.dispose());
   const err = maxRelError(actual, expected);
   console.log(`${spec.name} cut at ${firstTrainable}: frozen+tail vs whole max rel error ${err}`);
-  assert(err <= 1e-6, `recomposed output differs: ${err}`);
+  assert.ok(err <= 1e-6, `recomposed output differs: ${err}`);
 }
 
 Deno.test("densenet121 frozen + tail at conv5_block16_0_bn recompose the whole net", async () => {
@@ -72,14 +72,14 @@ Deno.test("readTfWeights returns the weights buildTfModel was given, in Keras la
   const model = buildTfModel(spec, weights, { trainable: false });
   const back = readTfWeights(model);
   model.dispose();
-  assertEquals(back.size, weights.size);
+  assert.deepEqual(back.size, weights.size);
   for (const entry of layout) {
     for (const w of entry.weights) {
       const got = back.get(entry.layer)?.[w.kind];
-      assert(got, `${entry.layer}/${w.kind} missing`);
-      assertEquals(got.shape, w.shape);
+      assert.ok(got, `${entry.layer}/${w.kind} missing`);
+      assert.deepEqual(got.shape, w.shape);
       const want = weights.get(entry.layer)![w.kind]!.data;
-      assert(got.data.every((v, i) => v === want[i]), `${entry.layer}/${w.kind} differs`);
+      assert.ok(got.data.every((v, i) => v === want[i]), `${entry.layer}/${w.kind} differs`);
     }
   }
 });
@@ -95,16 +95,18 @@ Deno.test("missing weights get Keras default initialisers, seeded", async () => 
   };
   const [a, b, c] = [init(7), init(7), init(8)];
   const bn = a.get("conv2_block1_1_bn")!;
-  assert(bn.gamma!.data.every((v) => v === 1) && bn.beta!.data.every((v) => v === 0));
-  assert(bn.moving_mean!.data.every((v) => v === 0));
-  assert(bn.moving_variance!.data.every((v) => v === 1));
-  assert(a.get("conv1_conv")!.bias!.data.every((v) => v === 0));
+  assert.ok(bn.gamma!.data.every((v) => v === 1) && bn.beta!.data.every((v) => v === 0));
+  assert.ok(bn.moving_mean!.data.every((v) => v === 0));
+  assert.ok(bn.moving_variance!.data.every((v) => v === 1));
+  assert.ok(a.get("conv1_conv")!.bias!.data.every((v) => v === 0));
   // glorot_uniform: limit sqrt(6 / (fan_in + fan_out)), receptive field included.
   const kernel = a.get("conv1_conv")!.kernel!.data;
   const limit = Math.sqrt(6 / (7 * 7 * 3 + 7 * 7 * 64));
-  assert(kernel.every((v) => Math.abs(v) <= limit) && kernel.some((v) => Math.abs(v) > limit / 2));
-  assertEquals([...kernel.slice(0, 8)], [...b.get("conv1_conv")!.kernel!.data.slice(0, 8)]);
-  assert(kernel[0] !== c.get("conv1_conv")!.kernel!.data[0], "another seed, other weights");
+  assert.ok(
+    kernel.every((v) => Math.abs(v) <= limit) && kernel.some((v) => Math.abs(v) > limit / 2),
+  );
+  assert.deepEqual([...kernel.slice(0, 8)], [...b.get("conv1_conv")!.kernel!.data.slice(0, 8)]);
+  assert.ok(kernel[0] !== c.get("conv1_conv")!.kernel!.data[0], "another seed, other weights");
 });
 
 Deno.test("wrong weight shapes are rejected naming layer and shapes", async () => {
@@ -113,8 +115,8 @@ Deno.test("wrong weight shapes are rejected naming layer and shapes", async () =
   const weights = formulaWeights(weightLayout(spec));
   const w = weights.get("block1_conv2")!;
   w.kernel = { shape: [3, 3, 64, 32], data: new Float32Array(3 * 3 * 64 * 32) };
-  assertThrows(() => buildTfModel(spec, weights), `"block1_conv2"`);
-  assertThrows(() => buildTfModel(spec, weights), "[3,3,64,32], expected [3,3,64,64]");
+  assert.throws(() => buildTfModel(spec, weights), /"block1_conv2"/);
+  assert.throws(() => buildTfModel(spec, weights), /\[3,3,64,32\], expected \[3,3,64,64\]/);
 });
 
 Deno.test("head model: sigmoid output and Keras trainable counts from a layer on", async () => {
@@ -125,15 +127,15 @@ Deno.test("head model: sigmoid output and Keras trainable counts from a layer on
   });
   const count = (vs: tf.LayerVariable[]) =>
     vs.reduce((n, v) => n + (v.shape as number[]).reduce((a, b) => a * b, 1), 0);
-  assertEquals(
+  assert.deepEqual(
     count(model.trainableWeights),
     summarize(spec, "conv5_block16_0_bn").trainableParams,
   );
   const x = tf.tensor4d(preprocessInput(pixels(3, 32), "torch"), [3, 32, 32, 3]);
   const y = model.predict(x) as tf.Tensor;
-  assertEquals(y.shape, [3, 1]);
+  assert.deepEqual(y.shape, [3, 1]);
   const p = await y.data();
-  assert(p.every((v) => v > 0 && v < 1), `probabilities ${p}`);
+  assert.ok(p.every((v) => v > 0 && v < 1), `probabilities ${p}`);
   tf.dispose([x, y]);
   model.dispose();
 });
@@ -142,13 +144,13 @@ Deno.test("preprocessInput matches keras preprocess_input caffe and torch", () =
   const rgb = new Float32Array([255, 128, 0, 10, 20, 30]);
   const caffe = preprocessInput(rgb, "caffe");
   const [mb, mg, mr] = PREPROCESSING.caffe.mean;
-  assertEquals(
+  assert.deepEqual(
     [...caffe],
     [0 - mb, 128 - mg, 255 - mr, 30 - mb, 20 - mg, 10 - mr].map(Math.fround),
   );
   const torch = preprocessInput(rgb, "torch");
   const { mean, std } = PREPROCESSING.torch;
   const want = [...rgb].map((v, i) => (v / 255 - mean[i % 3]) / std[i % 3]);
-  assert(maxRelError(torch, want) < 1e-6, `torch ${torch} vs ${want}`);
-  assertThrows(() => preprocessInput(new Float32Array(4), "caffe"), "RGB");
+  assert.ok(maxRelError(torch, want) < 1e-6, `torch ${torch} vs ${want}`);
+  assert.throws(() => preprocessInput(new Float32Array(4), "caffe"), /RGB/);
 });

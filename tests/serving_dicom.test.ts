@@ -3,7 +3,7 @@
  * the non-identifying tags in the answer, a 4xx JSON error for every `error` file, and never a
  * patient field in any answer.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { brightnessClassifier } from "./fake_classifier.ts";
 import { startServer } from "../lib/serving/server.ts";
@@ -31,30 +31,30 @@ Deno.test({
         form.append("image", new Blob([bytes], { type: "application/dicom" }), row.file);
         const multi = await post(server.url, form);
         for (const r of [raw, multi]) {
-          assert(!/ANON|patient/i.test(r.text), `${row.file}: no patient field in ${r.text}`);
+          assert.ok(!/ANON|patient/i.test(r.text), `${row.file}: no patient field in ${r.text}`);
           if (row.expect === "error") {
-            assert(r.status >= 400 && r.status < 500, `${row.file}: ${r.status} ${r.text}`);
-            assert(typeof r.json.error?.message === "string" && r.json.error.code, r.text);
+            assert.ok(r.status >= 400 && r.status < 500, `${row.file}: ${r.status} ${r.text}`);
+            assert.ok(typeof r.json.error?.message === "string" && r.json.error.code, r.text);
             continue;
           }
-          assertEquals(r.status, 200, `${row.file}: ${r.text}`);
+          assert.deepEqual(r.status, 200, `${row.file}: ${r.text}`);
           const tags = r.json.image.dicom;
-          assertEquals(r.json.image.format, "dicom");
+          assert.deepEqual(r.json.image.format, "dicom");
           for (
             const k of ["modality", "bodyPartExamined", "photometricInterpretation", "bitsStored"]
           ) {
-            assert(k in tags, `${row.file}: tag ${k} in the answer`);
+            assert.ok(k in tags, `${row.file}: tag ${k} in the answer`);
           }
-          assert("window" in tags && "viewPosition" in tags);
+          assert.ok("window" in tags && "viewPosition" in tags);
           if (row.expect === "warn") {
             // CT abdomen: never a silent prediction (tags checked even without a fitted guard).
-            assertEquals([r.json.guard.ok, r.json.guard.withheld], [false, true]);
-            assertEquals(r.json.results[0].probability, null);
+            assert.deepEqual([r.json.guard.ok, r.json.guard.withheld], [false, true]);
+            assert.deepEqual(r.json.results[0].probability, null);
           } else {
-            assertEquals(r.json.guard.ok, true, `${row.file}: ${r.text}`);
+            assert.deepEqual(r.json.guard.ok, true, `${row.file}: ${r.text}`);
           }
           if (row.expect === "error-or-first-frame") {
-            assert(r.json.image.warnings.some((w: string) => /frame 1/.test(w)), r.text);
+            assert.ok(r.json.image.warnings.some((w: string) => /frame 1/.test(w)), r.text);
           }
         }
       }
@@ -65,8 +65,10 @@ Deno.test({
           "content-type": "application/dicom",
         },
       );
-      assertEquals(notDicom.json.error.code, "not_an_image");
-      assert(notDicom.json.error.message.startsWith("This file is not a JPEG, PNG or DICOM X-ray"));
+      assert.deepEqual(notDicom.json.error.code, "not_an_image");
+      assert.ok(
+        notDicom.json.error.message.startsWith("This file is not a JPEG, PNG or DICOM X-ray"),
+      );
       const empty = await post(
         server.url,
         await Deno.readFile(join(DICOM_DIR, "no_pixel_data.dcm")),
@@ -74,8 +76,8 @@ Deno.test({
           "content-type": "application/dicom",
         },
       );
-      assertEquals([empty.status, empty.json.error.code], [422, "no_image"]);
-      assert(/no image in this DICOM file/.test(empty.json.error.message));
+      assert.deepEqual([empty.status, empty.json.error.code], [422, "no_image"]);
+      assert.ok(/no image in this DICOM file/.test(empty.json.error.message));
     } finally {
       await server.close();
     }

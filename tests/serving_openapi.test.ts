@@ -3,7 +3,7 @@
  * DICOM with its tags, a guard-withheld image, forced output, 4xx errors) validates against the
  * schema the document declares for that route and status (ajv, JSON Schema 2020-12 as OpenAPI 3.1).
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
 import { Ajv2020 } from "ajv/dist/2020.js";
@@ -82,19 +82,22 @@ Deno.test({
       ajv.addSchema(doc, "api");
       const schemaOf = (path: string, method: string, status: number) => {
         const responses = doc.paths[path][method].responses;
-        assert(String(status) in responses, `${method} ${path} ${status} is not in the spec`);
+        assert.ok(String(status) in responses, `${method} ${path} ${status} is not in the spec`);
         const enc = (s: string) => s.replaceAll("~", "~0").replaceAll("/", "~1");
         const ref = `api#/paths/${enc(path)}/${method}/responses/${status}/content/` +
           `${enc("application/json")}/schema`;
         const validate = ajv.getSchema(ref);
-        assert(validate, `no schema at ${ref}`);
+        assert.ok(validate, `no schema at ${ref}`);
         return validate;
       };
       const isValid = (path: string, method: string, status: number, body: unknown) =>
         schemaOf(path, method, status)(body) as boolean;
       const check = (path: string, method: string, status: number, body: unknown) => {
         const validate = schemaOf(path, method, status);
-        assert(validate(body), `${method} ${path} ${status}: ${ajv.errorsText(validate.errors)}`);
+        assert.ok(
+          validate(body),
+          `${method} ${path} ${status}: ${ajv.errorsText(validate.errors)}`,
+        );
       };
       const models = await fetch(`${server.url}/v1/models`);
       check("/v1/models", "get", models.status, await models.json());
@@ -110,37 +113,37 @@ Deno.test({
         return { status: res.status, json };
       };
       const jpeg = await predict(await Deno.readFile(XRAY), "image/jpeg", "?explain=gradcam");
-      assertEquals(jpeg.status, 200);
-      assert(jpeg.json.results[0].gradcam.heatmap_png_base64);
-      assertEquals(jpeg.json.guard.ok, true);
+      assert.deepEqual(jpeg.status, 200);
+      assert.ok(jpeg.json.results[0].gradcam.heatmap_png_base64);
+      assert.deepEqual(jpeg.json.guard.ok, true);
       const dcm = await predict(
         await Deno.readFile(join(DICOM_DIR, "mono1_12bit_inverted.dcm")),
         "application/dicom",
       );
-      assertEquals(dcm.json.image.dicom.window.source, "tags");
+      assert.deepEqual(dcm.json.image.dicom.window.source, "tags");
       const noise = foreignImages([])[0].rgb;
       const png = new Uint8Array(
         await sharp(Uint8Array.from(noise), { raw: { width: 224, height: 224, channels: 3 } }).png()
           .toBuffer(),
       );
       const withheld = await predict(png, "image/png");
-      assertEquals([withheld.json.guard.withheld, withheld.json.results[0].probability], [
+      assert.deepEqual([withheld.json.guard.withheld, withheld.json.results[0].probability], [
         true,
         null,
       ]);
       const forced = await predict(png, "image/png", "?force=true");
-      assertEquals(typeof forced.json.results[0].probability, "number");
+      assert.deepEqual(typeof forced.json.results[0].probability, "number");
       for (const [file, status] of [["not_dicom.dcm", 400], ["no_pixel_data.dcm", 422]] as const) {
         const bad = await predict(await Deno.readFile(join(DICOM_DIR, file)), "application/dicom");
-        assertEquals(bad.status, status);
+        assert.deepEqual(bad.status, status);
       }
       const badParam = await predict(png, "image/png", "?force=maybe");
-      assertEquals(badParam.status, 400);
+      assert.deepEqual(badParam.status, 400);
       // The schema bites: an answer without its guard, or a result without weights, is refused.
       const { guard: _g, ...noGuard } = jpeg.json;
-      assert(!isValid("/v1/predict", "post", 200, noGuard));
+      assert.ok(!isValid("/v1/predict", "post", 200, noGuard));
       const { weights: _w, ...noWeights } = jpeg.json.results[0];
-      assert(!isValid("/v1/predict", "post", 200, { ...jpeg.json, results: [noWeights] }));
+      assert.ok(!isValid("/v1/predict", "post", 200, { ...jpeg.json, results: [noWeights] }));
     } finally {
       await server.close();
     }

@@ -6,7 +6,7 @@
  * (no horizontal scrolling, with a long model name; screenshot kept when CXR_PAGE_SCREENSHOT_DIR
  * is set).
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -61,53 +61,55 @@ Deno.test({
       await page.goto(`${server.url}/`);
       await page.waitForSelector("#model option:nth-child(2)", { state: "attached" });
       const option = await text(page, "#model option:nth-child(2)");
-      assert(option.startsWith("UNTRAINED") && option.length <= 38, option);
+      assert.ok(option.startsWith("UNTRAINED") && option.length <= 38, option);
 
       // A DICOM file: result, tags used, preview from the server, UNTRAINED, profile.
       await page.setInputFiles("#file", join(DICOM_DIR, "mono2_12bit_window.dcm"));
       await page.waitForSelector("#results .card .prob");
-      assert(/P\(pneumonia\) = \d+\.\d%/.test(await text(page, "#results .card .prob")));
+      assert.ok(/P\(pneumonia\) = \d+\.\d%/.test(await text(page, "#results .card .prob")));
       const info = await text(page, "#image-info");
       for (const s of ["DICOM", "Modality", "CR", "Body part", "CHEST", "Bits stored", "12"]) {
-        assert(info.includes(s), `image info shows ${s}: ${info}`);
+        assert.ok(info.includes(s), `image info shows ${s}: ${info}`);
       }
-      assert(info.includes("centre 2048, width 4096"), info);
-      assertEquals(await page.isVisible("#preview"), true);
-      assertEquals(await text(page, "#results .card .badge.untrained"), "UNTRAINED");
-      assert((await text(page, "#results .card .warn")).includes("meaningless"));
-      assert((await text(page, "#results .card dl")).includes("Threshold profilevalidation"));
+      assert.ok(info.includes("centre 2048, width 4096"), info);
+      assert.deepEqual(await page.isVisible("#preview"), true);
+      assert.deepEqual(await text(page, "#results .card .badge.untrained"), "UNTRAINED");
+      assert.ok((await text(page, "#results .card .warn")).includes("meaningless"));
+      assert.ok((await text(page, "#results .card dl")).includes("Threshold profilevalidation"));
 
       // Grad-CAM: opacity slider drives the layer, side by side shows the plain X-ray too.
-      assertEquals(await page.isVisible("#cam-controls"), true);
+      assert.deepEqual(await page.isVisible("#cam-controls"), true);
       await page.fill("#opacity", "25");
       const op = await page.evaluate(
         `getComputedStyle(document.querySelector("#results .cam-stack img.heatmap")).opacity`,
       );
-      assertEquals(op, "0.25");
-      assertEquals(await page.isVisible("#results .cam-plain"), false);
+      assert.deepEqual(op, "0.25");
+      assert.deepEqual(await page.isVisible("#results .cam-plain"), false);
       await page.check('input[name="cam-view"][value="side"]');
-      assertEquals(await page.isVisible("#results .cam-plain"), true);
-      assert((await text(page, ".scale")).includes("strong evidence"));
+      assert.deepEqual(await page.isVisible("#results .cam-plain"), true);
+      assert.ok((await text(page, ".scale")).includes("strong evidence"));
 
       // The guard: a CT abdomen is withheld, then shown on request.
       await page.setInputFiles("#file", join(DICOM_DIR, "off_target_ct_abdomen.dcm"));
       await page.waitForSelector("#guard:not([hidden])");
       const guard = await text(page, "#guard");
-      assert(guard.includes("This does not look like a frontal chest radiograph"), guard);
-      assert(guard.includes("Modality CT"), guard);
-      assert((await text(page, "#results .card .prob")).includes("Withheld"));
+      assert.ok(guard.includes("This does not look like a frontal chest radiograph"), guard);
+      assert.ok(guard.includes("Modality CT"), guard);
+      assert.ok((await text(page, "#results .card .prob")).includes("Withheld"));
       await page.click("#guard button");
       await page.waitForSelector("#results .card .bar");
-      assert(/P\(pneumonia\)/.test(await text(page, "#results .card .prob")));
-      assert((await text(page, "#guard")).includes("meaningless"));
+      assert.ok(/P\(pneumonia\)/.test(await text(page, "#results .card .prob")));
+      assert.ok((await text(page, "#guard")).includes("meaningless"));
 
       // A broken DICOM: plain-language error, previous result gone.
       await page.setInputFiles("#file", join(DICOM_DIR, "not_dicom.dcm"));
       await page.waitForSelector("#status.error");
-      assert((await text(page, "#status")).includes("This file is not a JPEG, PNG or DICOM X-ray"));
-      assertEquals(await page.locator("#results .card").count(), 0);
-      assertEquals(await page.isVisible("#guard"), false);
-      assertEquals(await page.isVisible("#image-info"), false);
+      assert.ok(
+        (await text(page, "#status")).includes("This file is not a JPEG, PNG or DICOM X-ray"),
+      );
+      assert.deepEqual(await page.locator("#results .card").count(), 0);
+      assert.deepEqual(await page.isVisible("#guard"), false);
+      assert.deepEqual(await page.isVisible("#image-info"), false);
 
       // A JPEG result, then a rejected text file: the result is cleared at once.
       await page.setInputFiles("#file", join(TRAIN, "NORMAL", "IM-0115-0001.jpeg"));
@@ -116,9 +118,11 @@ Deno.test({
       await Deno.writeTextFile(notes, "not an image");
       await page.setInputFiles("#file", notes);
       await page.waitForSelector("#status.error");
-      assert((await text(page, "#status")).includes("This file is not a JPEG, PNG or DICOM X-ray"));
-      assertEquals(await page.locator("#results .card").count(), 0);
-      assertEquals(await page.isVisible("#preview"), false);
+      assert.ok(
+        (await text(page, "#status")).includes("This file is not a JPEG, PNG or DICOM X-ray"),
+      );
+      assert.deepEqual(await page.locator("#results .card").count(), 0);
+      assert.deepEqual(await page.isVisible("#preview"), false);
 
       // 375 px (a phone): nothing wider than the screen, long model name capped.
       const phone = await browser.newPage({ viewport: { width: 375, height: 800 } });
@@ -132,13 +136,13 @@ Deno.test({
         select: document.querySelector("#model").getBoundingClientRect().right,
         card: document.querySelector("#results .card").getBoundingClientRect().right,
       }))()`) as { page: number; select: number; card: number };
-      assert(widths.page <= 375, `page scrolls sideways: ${JSON.stringify(widths)}`);
-      assert(widths.select <= 375 && widths.card <= 375, JSON.stringify(widths));
+      assert.ok(widths.page <= 375, `page scrolls sideways: ${JSON.stringify(widths)}`);
+      assert.ok(widths.select <= 375 && widths.card <= 375, JSON.stringify(widths));
       const shotDir = Deno.env.get("CXR_PAGE_SCREENSHOT_DIR") ?? tmp;
       const shot = join(shotDir, "page-375.png");
       await phone.screenshot({ path: shot, fullPage: true });
-      assertEquals((await sharp(shot).metadata()).width, 375);
-      assertEquals(errors, []);
+      assert.deepEqual((await sharp(shot).metadata()).width, 375);
+      assert.deepEqual(errors, []);
     } finally {
       await browser.close();
       await server.close();
