@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { wilsonInterval } from "../lib/evaluation/bootstrap.ts";
 import { calibrateThreshold, positivesNeeded } from "../lib/evaluation/calibration.ts";
@@ -41,15 +41,15 @@ const logit = (p: number) => Math.log(p / (1 - p));
 
 Deno.test("calibration: positives needed for the small-sample warning", () => {
   const n = positivesNeeded(0.95, 0.9);
-  assert(wilsonInterval(Math.ceil(0.95 * n), n)[0] >= 0.9);
-  assert(wilsonInterval(Math.ceil(0.95 * (n - 1)), n - 1)[0] < 0.9, "and no fewer");
-  assert(n > 50 && n < 200, `${n}`);
-  assert(positivesNeeded(0.99, 0.9) < n, "a higher target is easier to bound above 0.90");
+  assert.ok(wilsonInterval(Math.ceil(0.95 * n), n)[0] >= 0.9);
+  assert.ok(wilsonInterval(Math.ceil(0.95 * (n - 1)), n - 1)[0] < 0.9, "and no fewer");
+  assert.ok(n > 50 && n < 200, `${n}`);
+  assert.ok(positivesNeeded(0.99, 0.9) < n, "a higher target is easier to bound above 0.90");
   const small = sample(20, 30, -1.5, 1.5, mulberry32(1));
   const c = calibrateThreshold(small.labels, small.probs, { iterations: 200 });
-  assert(c.warnings.some((w) => w.includes(`at least ${n}`)), c.warnings.join("\n"));
+  assert.ok(c.warnings.some((w) => w.includes(`at least ${n}`)), c.warnings.join("\n"));
   const big = sample(400, 400, -3, 3, mulberry32(2));
-  assertEquals(calibrateThreshold(big.labels, big.probs, { iterations: 200 }).warnings, []);
+  assert.deepEqual(calibrateThreshold(big.labels, big.probs, { iterations: 200 }).warnings, []);
 });
 
 Deno.test("calibration on a shifted sample moves the threshold the right way", () => {
@@ -60,11 +60,11 @@ Deno.test("calibration on a shifted sample moves the threshold the right way", (
   // threshold must rise, and the validation threshold there loses specificity.
   const up = sample(300, 300, -0.5, 2.5, rand);
   const cu = calibrateThreshold(up.labels, up.probs, { iterations: 200 });
-  assert(cu.value > valT, `site threshold ${cu.value} should exceed validation ${valT}`);
-  assertEquals(logit(cu.value) - logit(valT) > 0.5, true, "by about the drift (1 logit)");
-  assert(cu.sensitivity >= 0.95);
+  assert.ok(cu.value > valT, `site threshold ${cu.value} should exceed validation ${valT}`);
+  assert.deepEqual(logit(cu.value) - logit(valT) > 0.5, true, "by about the drift (1 logit)");
+  assert.ok(cu.sensitivity >= 0.95);
   const down = sample(300, 300, -2.5, 0.5, rand);
-  assert(calibrateThreshold(down.labels, down.probs, { iterations: 200 }).value < valT);
+  assert.ok(calibrateThreshold(down.labels, down.probs, { iterations: 200 }).value < valT);
 });
 
 Deno.test("calibration: the CI covers the true sensitivity and specificity in a simulation", () => {
@@ -84,8 +84,8 @@ Deno.test("calibration: the CI covers the true sensitivity and specificity in a 
     if (c.ci.specificity[0] <= trueSpec && trueSpec <= c.ci.specificity[1]) coverSpec++;
   }
   console.log(`coverage: sensitivity ${coverSens / sims}, specificity ${coverSpec / sims}`);
-  assert(coverSens / sims >= 0.88, `sensitivity coverage ${coverSens / sims}`);
-  assert(coverSpec / sims >= 0.88, `specificity coverage ${coverSpec / sims}`);
+  assert.ok(coverSens / sims >= 0.88, `sensitivity coverage ${coverSens / sims}`);
+  assert.ok(coverSpec / sims >= 0.88, `specificity coverage ${coverSpec / sims}`);
 });
 
 Deno.test("profiles: site profiles never overwrite the validation threshold", async () => {
@@ -108,27 +108,31 @@ Deno.test("profiles: site profiles never overwrite the validation threshold", as
     for (const bad of ["validation", "site:validation!", "Site:A", ""]) {
       let msg = "";
       await saveSiteProfile(dir, site(bad, 0.7, "a")).catch((e) => msg = e.message);
-      assert(msg.includes("profile name"), `"${bad}" refused: ${msg}`);
+      assert.ok(msg.includes("profile name"), `"${bad}" refused: ${msg}`);
     }
     await saveSiteProfile(dir, site("site:a", 0.7, "h1"));
     await saveSiteProfile(dir, site("b", 0.2, "h2")); // bare name -> site:b
-    assertEquals(await Deno.readTextFile(join(dir, "classifier.json")), meta, "untouched");
-    assertEquals((await resolveProfile(dir)).value, 0.4);
-    assertEquals((await resolveProfile(dir, "validation")).value, 0.4);
-    assertEquals((await resolveProfile(dir, "site:a")).value, 0.7);
-    assertEquals((await listProfiles(dir)).map((p) => p.name), ["validation", "site:a", "site:b"]);
+    assert.deepEqual(await Deno.readTextFile(join(dir, "classifier.json")), meta, "untouched");
+    assert.deepEqual((await resolveProfile(dir)).value, 0.4);
+    assert.deepEqual((await resolveProfile(dir, "validation")).value, 0.4);
+    assert.deepEqual((await resolveProfile(dir, "site:a")).value, 0.7);
+    assert.deepEqual((await listProfiles(dir)).map((p) => p.name), [
+      "validation",
+      "site:a",
+      "site:b",
+    ]);
     // Same name, other data: refused; same data: replaced; --replace: replaced.
     let msg = "";
     await saveSiteProfile(dir, site("site:a", 0.9, "other")).catch((e) => msg = e.message);
-    assert(msg.includes("already exists"), msg);
+    assert.ok(msg.includes("already exists"), msg);
     await saveSiteProfile(dir, site("site:a", 0.75, "h1"));
-    assertEquals((await resolveProfile(dir, "a")).value, 0.75);
+    assert.deepEqual((await resolveProfile(dir, "a")).value, 0.75);
     await saveSiteProfile(dir, site("site:a", 0.8, "other"), { replace: true });
-    assertEquals((await resolveProfile(dir, "site:a")).value, 0.8);
+    assert.deepEqual((await resolveProfile(dir, "site:a")).value, 0.8);
     msg = "";
     await resolveProfile(dir, "site:zz").catch((e) => msg = e.message);
-    assert(msg.includes("has: validation, site:a, site:b"), msg);
-    assertEquals((await resolveProfile(dir)).value, 0.4, "validation still 0.4");
+    assert.ok(msg.includes("has: validation, site:a, site:b"), msg);
+    assert.deepEqual((await resolveProfile(dir)).value, 0.4, "validation still 0.4");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,7 +3,7 @@
  * in the report: deltas with paired patient-bootstrap CIs, a claim only when the CI excludes 0,
  * the training profile and n in every row.
  */
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pairedComparison, verdict } from "../lib/evaluation/paired.ts";
 import type { PredictionItem } from "../lib/evaluation/evaluate.ts";
@@ -30,28 +30,28 @@ function items(n: number, separation: number, seed: number): PredictionItem[] {
 Deno.test("paired: same model gives zero differences; a better model is shown better", () => {
   const a = items(400, 0.3, 1);
   const same = pairedComparison(a, a, 0.5, 0.5, { iterations: 200 });
-  assertEquals(same.n, 400);
-  assertEquals(same.patients, 200);
+  assert.deepEqual(same.n, 400);
+  assert.deepEqual(same.patients, 200);
   for (const d of Object.values(same.deltas)) {
-    assertEquals([d.delta, d.ci[0], d.ci[1]], [0, 0, 0]);
-    assertEquals(verdict(d), "no difference shown");
+    assert.deepEqual([d.delta, d.ci[0], d.ci[1]], [0, 0, 0]);
+    assert.deepEqual(verdict(d), "no difference shown");
   }
   // B sees the same images (same labels and keys) with far better separation.
   const b = items(400, 2.5, 2);
   const cmp = pairedComparison(a, b, 0.5, 0.5, { iterations: 300 });
-  assert(cmp.deltas.rocAuc.delta > 0.2, `ΔAUC ${cmp.deltas.rocAuc.delta}`);
-  assert(cmp.deltas.rocAuc.ci[0] > 0, `CI ${cmp.deltas.rocAuc.ci}`);
-  assertEquals(verdict(cmp.deltas.rocAuc), "better");
-  assertEquals(
+  assert.ok(cmp.deltas.rocAuc.delta > 0.2, `ΔAUC ${cmp.deltas.rocAuc.delta}`);
+  assert.ok(cmp.deltas.rocAuc.ci[0] > 0, `CI ${cmp.deltas.rocAuc.ci}`);
+  assert.deepEqual(verdict(cmp.deltas.rocAuc), "better");
+  assert.deepEqual(
     verdict(pairedComparison(b, a, 0.5, 0.5, { iterations: 300 }).deltas.rocAuc),
     "worse",
   );
   // Only shared images count; disagreeing labels or no overlap are errors.
-  assertEquals(pairedComparison(a, b.slice(0, 100), 0.5, 0.5, { iterations: 50 }).n, 100);
+  assert.deepEqual(pairedComparison(a, b.slice(0, 100), 0.5, 0.5, { iterations: 50 }).n, 100);
   const flipped = b.map((i) => ({ ...i, label: (1 - i.label) as 0 | 1 }));
-  assertThrows(() => pairedComparison(a, flipped, 0.5, 0.5), "label");
+  assert.throws(() => pairedComparison(a, flipped, 0.5, 0.5), /label/);
   const other = b.map((i) => ({ ...i, sha256: `z${i.sha256}` }));
-  assertThrows(() => pairedComparison(a, other, 0.5, 0.5), "share no");
+  assert.throws(() => pairedComparison(a, other, 0.5, 0.5), /share no/);
 });
 
 Deno.test("report: paired comparison section, training profile and n in every row", async () => {
@@ -77,19 +77,19 @@ Deno.test("report: paired comparison section, training profile and n in every ro
     });
     const { md } = await writeReport({ runDirs: [weak, strong], outDir: join(root, "out") });
     const text = await Deno.readTextFile(md);
-    assert(text.includes("## Paired comparison"), "section present");
-    assert(
+    assert.ok(text.includes("## Paired comparison"), "section present");
+    assert.ok(
       /\| \*\*DenseNet121\*\* − \*\*VGG16\*\* \| validation \(400 images, \d+ patients\)/.test(
         text,
       ),
     );
-    assert(text.includes("DenseNet121 has a higher ROC-AUC than VGG16 on the same 400"), text);
+    assert.ok(text.includes("DenseNet121 has a higher ROC-AUC than VGG16 on the same 400"), text);
     // Every row of the main table names the training profile and n.
     const mainRows = text.split("\n").filter((l) =>
       l.startsWith("| **") && l.includes("from validation")
     );
-    assertEquals(mainRows.length, 2);
-    for (const row of mainRows) assert(/\(400: \d+\/\d+\) \| quick \|/.test(row), row);
+    assert.deepEqual(mainRows.length, 2);
+    for (const row of mainRows) assert.ok(/\(400: \d+\/\d+\) \| quick \|/.test(row), row);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { decodeImage } from "../lib/data/images.ts";
 import {
   type RobustnessResult,
@@ -20,20 +20,24 @@ Deno.test("robustness: suite images are class-balanced, one per patient first, s
     items.push({ rel: `x/${i}`, label, patient: label ? `p${i % 9}` : `n${i % 7}` });
   }
   const a = selectSuiteImages(items, 20, 1);
-  assertEquals(a, selectSuiteImages(items, 20, 1));
-  assertEquals(a.filter((i) => i.label === 0).length, 10);
+  assert.deepEqual(a, selectSuiteImages(items, 20, 1));
+  assert.deepEqual(a.filter((i) => i.label === 0).length, 10);
   // Every patient of a class appears before any patient's second image.
   for (const label of [0, 1]) {
-    const patients = new Set(items.filter((i) => i.label === label).map((i) => i.patient)).size;
+    const patients: number = new Set(items.filter((i) => i.label === label).map((i) => i.patient))
+      .size;
     const picked = a.filter((i) => i.label === label).map((i) => i.patient);
-    assertEquals(new Set(picked).size, Math.min(10, patients), "distinct patients first");
+    assert.deepEqual(new Set(picked).size, Math.min(10, patients), "distinct patients first");
   }
-  assert(selectSuiteImages(items, 20, 2).some((x, k) => x !== a[k]), "another seed, other images");
-  assertEquals(selectSuiteImages(items, "all").length, 60);
+  assert.ok(
+    selectSuiteImages(items, 20, 2).some((x, k) => x !== a[k]),
+    "another seed, other images",
+  );
+  assert.deepEqual(selectSuiteImages(items, "all").length, 60);
   // A class that runs out leaves its share to the other.
   const few = items.filter((i) => i.label === 1 || i.rel === "x/0");
-  assertEquals(selectSuiteImages(few, 10).filter((i) => i.label === 0).length, 1);
-  assertEquals(selectSuiteImages(few, 10).length, 10);
+  assert.deepEqual(selectSuiteImages(few, 10).filter((i) => i.label === 0).length, 1);
+  assert.deepEqual(selectSuiteImages(few, 10).length, 10);
 });
 
 /** 8x8 block means of the grey image: a crude but honest image feature. */
@@ -124,7 +128,7 @@ Deno.test({
       iterations: 200,
       quiet: true,
     });
-    assertEquals(numbers(a), numbers(b), "same seed, same numbers");
+    assert.deepEqual(numbers(a), numbers(b), "same seed, same numbers");
     const [c] = await runShiftSuite(images, [model], {
       ...opts,
       seed: 4,
@@ -132,16 +136,23 @@ Deno.test({
       quiet: true,
     });
     const noise = (r: RobustnessResult) => r.conditions.find((x) => x.shift === "noise")!;
-    assert(noise(c).meanProbNormal !== noise(a).meanProbNormal, "the seed drives the noise field");
+    assert.ok(
+      noise(c).meanProbNormal !== noise(a).meanProbNormal,
+      "the seed drives the noise field",
+    );
     const clean = a.conditions.find((x) => x.shift === "none")!;
     const inverted = a.conditions.find((x) => x.shift === "invert")!;
-    assertEquals([a.images.n, a.images.positives, a.forwardPasses], [28, 14, 28 * 4]);
-    assert(clean.rocAuc > 0.75, `the probe separates unshifted images (AUC ${clean.rocAuc})`);
-    assert(inverted.rocAuc < 0.35, `inversion collapses AUC (${inverted.rocAuc})`);
-    assert(clean.ci.rocAuc[0] <= clean.rocAuc && clean.rocAuc <= clean.ci.rocAuc[1]);
-    assertEquals(a.worst?.shift !== "invert", true, "inversion is a sanity case, never the worst");
+    assert.deepEqual([a.images.n, a.images.positives, a.forwardPasses], [28, 14, 28 * 4]);
+    assert.ok(clean.rocAuc > 0.75, `the probe separates unshifted images (AUC ${clean.rocAuc})`);
+    assert.ok(inverted.rocAuc < 0.35, `inversion collapses AUC (${inverted.rocAuc})`);
+    assert.ok(clean.ci.rocAuc[0] <= clean.rocAuc && clean.rocAuc <= clean.ci.rocAuc[1]);
+    assert.deepEqual(
+      a.worst?.shift !== "invert",
+      true,
+      "inversion is a sanity case, never the worst",
+    );
     const svg = await renderSvg(robustnessChart([a, { ...a, net: "vgg16" }]));
-    assert(svg.includes("<svg") && svg.includes("invert"));
+    assert.ok(svg.includes("<svg") && svg.includes("invert"));
   },
 });
 
@@ -158,9 +169,9 @@ Deno.test("robustness: the worst condition is the lowest specificity among real 
       meanProbNormal: 0.2,
       meanProbPneumonia: 0.8,
     }) as Parameters<typeof worstCondition>[0][number];
-  assertEquals(
+  assert.deepEqual(
     worstCondition([c("none", 0.1), c("invert", 0), c("gamma", 0.5), c("blur", 0.5, 0.7)])?.shift,
     "blur",
   );
-  assertEquals(worstCondition([c("none", 0.1)]), null);
+  assert.deepEqual(worstCondition([c("none", 0.1)]), null);
 });

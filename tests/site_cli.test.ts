@@ -3,7 +3,7 @@
  * robustness, calibrate and external sets through their CLIs, on patient-disjoint slices of the
  * shared training images standing in for a validation set and for "sites".
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main as robustness } from "../lib/cli/robustness.ts";
 import { main as calibrate } from "../lib/cli/calibrate.ts";
@@ -38,16 +38,16 @@ Deno.test("labels CSV: header optional, names/digits, missing files skipped, bad
       'file,label\na.jpeg,PNEUMONIA\n"c d.jpeg",0\nb.png,normal\nzz.jpeg,1\n',
     );
     const set = await readLabelledFolder(dir);
-    assertEquals(set.layout, "csv");
-    assertEquals(set.items.map((i) => [i.rel, i.label]), [["a.jpeg", 1], ["c d.jpeg", 0], [
+    assert.deepEqual(set.layout, "csv");
+    assert.deepEqual(set.items.map((i) => [i.rel, i.label]), [["a.jpeg", 1], ["c d.jpeg", 0], [
       "b.png",
       0,
     ]]);
-    assert(set.warnings[0].includes("zz.jpeg"));
+    assert.ok(set.warnings[0].includes("zz.jpeg"));
     await Deno.writeTextFile(join(dir, "bad.csv"), "a.jpeg,1\nb.png,maybe\n");
     let msg = "";
     await readLabelledFolder(dir, { labels: join(dir, "bad.csv") }).catch((e) => msg = e.message);
-    assert(msg.includes("bad.csv:2") && msg.includes('"maybe"'), msg);
+    assert.ok(msg.includes("bad.csv:2") && msg.includes('"maybe"'), msg);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -74,7 +74,7 @@ Deno.test({
       );
       // Validation stand-in: slice 2 of the patients, predicted through evaluate --data.
       await writeStandinSite(patientSlice(2, 6), valDir);
-      assertEquals(
+      assert.deepEqual(
         await evaluate([
           "--run",
           run,
@@ -103,14 +103,18 @@ Deno.test({
         "--no-mlflow",
       ];
       const [rc, out] = await capture(() => robustness(args));
-      assertEquals(rc, 0, out);
-      assert(/DenseNet121: worst shift noise/.test(out), out);
+      assert.deepEqual(rc, 0, out);
+      assert.ok(/DenseNet121: worst shift noise/.test(out), out);
       const r1 = await readJson(join(run, "robustness.json"));
-      assertEquals(await robustness([...args, "--no-charts"]), 0);
+      assert.deepEqual(await robustness([...args, "--no-charts"]), 0);
       const r2 = await readJson(join(run, "robustness.json"));
-      assertEquals(r2.conditions, r1.conditions);
-      assertEquals([r1.images.n, r1.conditions.length, r1.threshold.profile], [8, 3, "validation"]);
-      assert(await Deno.stat(join(run, "charts", "robustness.svg")));
+      assert.deepEqual(r2.conditions, r1.conditions);
+      assert.deepEqual([r1.images.n, r1.conditions.length, r1.threshold.profile], [
+        8,
+        3,
+        "validation",
+      ]);
+      assert.ok(await Deno.stat(join(run, "charts", "robustness.svg")));
       // Site: other patients, brighter (scores move); calibrate stores site:bright.
       const site = join(root, "site-a", "chest_xray");
       await writeStandinSite(patientSlice(3, 6), site, { shifts: [{ kind: "gamma", value: 0.6 }] });
@@ -127,58 +131,58 @@ Deno.test({
           "--no-mlflow",
         ])
       );
-      assertEquals(rcCal, 0, calOut);
-      assert(calOut.includes("WARNING: small sample: 6 PNEUMONIA images"), calOut);
-      assertEquals(
+      assert.deepEqual(rcCal, 0, calOut);
+      assert.ok(calOut.includes("WARNING: small sample: 6 PNEUMONIA images"), calOut);
+      assert.deepEqual(
         await Deno.readTextFile(join(run, "classifier.json")),
         meta,
         "validation untouched",
       );
       const profiles = (await readJson(join(run, "thresholds.json"))).profiles;
       const p = profiles["site:bright"];
-      assertEquals([p.data.n, p.data.positives, p.targetSensitivity], [12, 6, 0.95]);
-      assert(/^[0-9a-f]{64}$/.test(p.data.sha256) && p.sensitivity >= 0.95);
+      assert.deepEqual([p.data.n, p.data.positives, p.targetSensitivity], [12, 6, 0.95]);
+      assert.ok(/^[0-9a-f]{64}$/.test(p.data.sha256) && p.sensitivity >= 0.95);
       // Same name, other data: refused, nothing replaced.
       const other = join(root, "site-b", "chest_xray");
       await writeStandinSite(patientSlice(4, 5), other);
       const [rcClash, clashOut] = await capture(() =>
         calibrate(["--run", run, "--data", other, "--name", "bright", "--no-mlflow"])
       );
-      assertEquals(rcClash, 1);
-      assert(
+      assert.deepEqual(rcClash, 1);
+      assert.ok(
         clashOut.includes("already holds another set") || clashOut.includes("already exists"),
         clashOut,
       );
-      assertEquals(
+      assert.deepEqual(
         (await readJson(join(run, "thresholds.json"))).profiles["site:bright"].value,
         p.value,
       );
       // Two external folders both called chest_xray: two keys (content hashes), no overwrite.
       for (const dir of [site, other]) {
-        assertEquals(
+        assert.deepEqual(
           await evaluate(["--run", run, "--data", dir, "--iterations", "50", "--no-charts"]),
           0,
         );
       }
       const ev = await readJson(join(run, "evaluation.json"));
       const ext = Object.keys(ev.splits).filter((k) => /^ext-[0-9a-f]{12}$/.test(k));
-      assertEquals(ext.length, 2, Object.keys(ev.splits).join(", "));
-      assertEquals(ext.map((k) => ev.splits[k].metrics.n).sort(), [10, 12]);
+      assert.deepEqual(ext.length, 2, Object.keys(ev.splits).join(", "));
+      assert.deepEqual(ext.map((k) => ev.splits[k].metrics.n).sort(), [10, 12]);
       const prov = ev.splits[ext[0]].source;
-      assert(prov.dataRoot && /^[0-9a-f]{64}$/.test(prov.sha256) && prov.counts.n > 0);
-      assert(Number.isFinite(ev.splits[ext[0]].fromValidation.specificity.delta));
-      assertEquals(ev.threshold.profile, "validation");
+      assert.ok(prov.dataRoot && /^[0-9a-f]{64}$/.test(prov.sha256) && prov.counts.n > 0);
+      assert.ok(Number.isFinite(ev.splits[ext[0]].fromValidation.specificity.delta));
+      assert.deepEqual(ev.threshold.profile, "validation");
       // A --name already used by another set is refused.
-      assertEquals(
+      assert.deepEqual(
         await evaluate(["--run", run, "--data", site, "--name", "s1", "--no-charts"]),
         0,
       );
-      assertEquals(
+      assert.deepEqual(
         await evaluate(["--run", run, "--data", other, "--name", "s1", "--no-charts"]),
         1,
       );
       // Evaluate under the site profile: the label says which profile produced it.
-      assertEquals(
+      assert.deepEqual(
         await evaluate([
           "--run",
           run,
@@ -191,8 +195,11 @@ Deno.test({
         0,
       );
       const evSite = await readJson(join(run, "evaluation.json"));
-      assertEquals([evSite.threshold.profile, evSite.threshold.value], ["site:bright", p.value]);
-      assertEquals(evSite.splits["ext-site-bright"].metrics.threshold, p.value);
+      assert.deepEqual([evSite.threshold.profile, evSite.threshold.value], [
+        "site:bright",
+        p.value,
+      ]);
+      assert.deepEqual(evSite.splits["ext-site-bright"].metrics.threshold, p.value);
     } finally {
       await Deno.remove(root, { recursive: true });
     }
