@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { decodeImage, ImageDecodeError } from "../lib/data/images.ts";
 import { decodeDicom, decodeRle } from "../lib/data/dicom.ts";
 import { scanDataset } from "../lib/data/dataset.ts";
+import { readLabelledFolder } from "../lib/data/labelled.ts";
 import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
 
 async function expectedGrey(label: string): Promise<Uint8Array> {
@@ -155,6 +156,9 @@ Deno.test({
       assert.ok(ds.warnings.some((w) => w.includes("notes.txt")));
       const img = await decodeImage(ds.items[1].path, 224);
       assert.deepEqual(img.dicom?.tags.transferSyntax.name, "RLE Lossless");
+      // The same rule for an external set in class folders (evaluate --data, calibrate).
+      const set = await readLabelledFolder(join(root, "val"));
+      assert.deepEqual(set.items.map((i) => i.rel), ["NORMAL/a.dcm", "PNEUMONIA/IMG0001"]);
     } finally {
       await Deno.remove(root, { recursive: true });
     }

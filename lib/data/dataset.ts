@@ -4,7 +4,7 @@
  * the file names. Absent splits and odd files are reported, not fatal: the shared copy has only
  * `train`, and a stray `.DS_Store` must not stop a run.
  */
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { dataDir } from "../util/paths.ts";
 import { statOrNull } from "../util/fs.ts";
 import { patientId } from "./patients.ts";
@@ -69,6 +69,16 @@ function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
+/**
+ * Whether a folder entry is read as an image: a known extension, or (for other names that are
+ * not hidden) the DICM signature, since PACS exports often have no extension.
+ */
+export async function isImageFile(path: string): Promise<boolean> {
+  const name = basename(path);
+  if (isImageName(name)) return true;
+  return !name.startsWith(".") && await isDicomFile(path);
+}
+
 async function listDir(path: string): Promise<Deno.DirEntry[]> {
   const entries: Deno.DirEntry[] = [];
   for await (const entry of Deno.readDir(path)) entries.push(entry);
@@ -121,10 +131,9 @@ export async function scanDataset(root: string = dataDir()): Promise<ScannedData
           warnings.push(`unexpected folder skipped: ${path}`);
           continue;
         }
-        const hidden = entry.name.startsWith(".");
-        if (!isImageName(entry.name) && (hidden || !await isDicomFile(path))) {
+        if (!await isImageFile(path)) {
           // Hidden files (.DS_Store) are noise; anything else is worth naming.
-          if (!hidden) warnings.push(`not an image file, skipped: ${path}`);
+          if (!entry.name.startsWith(".")) warnings.push(`not an image file, skipped: ${path}`);
           continue;
         }
         found++;

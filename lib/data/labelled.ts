@@ -13,13 +13,7 @@
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { parse } from "csv-parse/sync";
-import {
-  CLASS_NAMES,
-  DatasetError,
-  IMAGE_EXTENSIONS,
-  scanDataset,
-  type SplitName,
-} from "./dataset.ts";
+import { CLASS_NAMES, DatasetError, isImageFile, scanDataset, type SplitName } from "./dataset.ts";
 import { patientId } from "./patients.ts";
 import { isDirectory, isFile } from "../util/fs.ts";
 
@@ -117,7 +111,7 @@ export async function readLabelledFolder(
       }
       for await (const e of Deno.readDir(join(root, cls))) {
         if (!(e.isFile || e.isSymlink) || e.name.startsWith(".")) continue;
-        if (!IMAGE_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) {
+        if (!await isImageFile(join(root, cls, e.name))) {
           warnings.push(`not an image file, skipped: ${join(root, cls, e.name)}`);
           continue;
         }
