@@ -374,6 +374,47 @@ Deno.test("tracking URIs: unsupported schemes fail clearly; experiment from MLFL
   }
 });
 
+Deno.test("openTracker: a run logged to another store is not resumed there (mustExist: an error)", async () => {
+  await withTemp(async (dir) => {
+    const a = join(dir, "a"), b = join(dir, "b");
+    const t1 = await openTracker({ runName: "r", uri: a }) as FileTracker;
+    await t1.end("FINISHED");
+    assertEquals(t1.uri, a);
+    const lines: string[] = [];
+    const t2 = await openTracker({
+      runName: "r",
+      uri: b,
+      resumeRunId: t1.runId,
+      resumeUri: t1.uri,
+      log: (l) => lines.push(l),
+    }) as FileTracker;
+    assert(t2.runId !== t1.runId);
+    assertEquals(t2.uri, b);
+    assertStringIncludes(lines.join("\n"), `was logged to ${a}`);
+    await t2.end("FINISHED");
+    const e = await assertRejects(
+      () =>
+        openTracker({
+          runName: "r",
+          uri: b,
+          resumeRunId: t1.runId,
+          resumeUri: t1.uri,
+          mustExist: true,
+        }),
+      Error,
+    );
+    assertStringIncludes(e.message, "was logged to");
+    await assertRejects(
+      () => openTracker({ runName: "r", uri: b, resumeRunId: "f".repeat(32), mustExist: true }),
+      Error,
+    );
+    // same store: reopened
+    const t3 = await openTracker({ runName: "r", uri: a, resumeRunId: t1.runId, resumeUri: a });
+    assertEquals(t3.runId, t1.runId);
+    await t3.end("FINISHED");
+  });
+});
+
 Deno.test("mlmodel: ONNX graph info (ir, opset, inputs without initializers, outputs)", () => {
   const info = readOnnxGraphInfo(tinyOnnxModel());
   assertEquals(info.irVersion, 8);

@@ -248,7 +248,7 @@ async function trackEnsemble(
 ): Promise<string | null> {
   if (opts.tracker === null || opts.mlflow === false) return null;
   try {
-    const tracker = opts.tracker ?? await openTracker({ experiment: "cxr", runName: meta.runId });
+    const tracker = opts.tracker ?? await openTracker({ runName: meta.runId });
     await tracker.logParams({
       net: ENSEMBLE_NET,
       combine: meta.combine,

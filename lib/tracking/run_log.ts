@@ -14,15 +14,17 @@ export async function logToRunMlflow(
   what: string,
   log: (tracker: Tracker) => Promise<void>,
 ): Promise<boolean> {
-  const status = await readJson<{ mlflowRunId?: string }>(join(runDir, "run.json")).catch(() =>
-    null
-  );
+  const status = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(
+    join(runDir, "run.json"),
+  ).catch(() => null);
   if (!status?.mlflowRunId) return false;
   try {
+    // the run itself, where it was logged: never a new, empty run beside it
     const tracker = await openTracker({
-      experiment: "cxr",
       runName: basename(runDir),
       resumeRunId: status.mlflowRunId,
+      resumeUri: status.mlflowUri,
+      mustExist: true,
     });
     await log(tracker);
     await tracker.end("FINISHED");

@@ -13,10 +13,10 @@ import { join } from "node:path";
 import { contextTags, currentUser } from "./context.ts";
 import { type FileRun, MlflowFileStore } from "./filestore.ts";
 import { modelHistoryEntry, writeOnnxModelDir } from "./mlmodel.ts";
-import { MlflowRestClient } from "./rest.ts";
+import { MlflowApiError, MlflowRestClient } from "./rest.ts";
 import { effectiveArtifactPath, MODEL_HISTORY_TAG, RestTracker, toBatch } from "./spool.ts";
 import type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
-import { parseTrackingUri, resolveExperimentName, resolveTrackingUri } from "./uri.ts";
+import { parseTrackingUri, redactUri, resolveExperimentName, resolveTrackingUri } from "./uri.ts";
 
 export type { OnnxModelExtra, OpenTrackerOptions, RunEndStatus, Tracker } from "./types.ts";
 export { syncSpool } from "./spool.ts";
@@ -60,6 +60,9 @@ export class FileTracker implements Tracker {
         await store.setStatus(run, "RUNNING", null);
         if (opts.tags) await store.logBatch(run, toBatch({ tags: opts.tags }));
         return new FileTracker(store, run);
+      }
+      if (opts.mustExist) {
+        throw new Error(`MLflow run ${opts.resumeRunId} not found in ${store.root}`);
       }
       // logged to another store, or deleted: a new run rather than a stuck one
       log(`mlflow: run ${opts.resumeRunId} is not in ${store.root}; starting a new run`);
@@ -139,14 +142,38 @@ export class FileTracker implements Tracker {
   }
 }
 
+/** Throws when a reachable server has no such run (an unreachable one is given the benefit). */
+async function checkRemoteRun(uri: string, runId: string): Promise<void> {
+  try {
+    await MlflowRestClient.fromEnv(uri, { retries: 0 }).getRun(runId);
+  } catch (e) {
+    if (e instanceof MlflowApiError && !e.isAuth) {
+      throw new Error(`MLflow run ${runId} not found on ${redactUri(uri)}: ${e.message}`);
+    }
+  }
+}
+
 /** Opens a run on the backend the URI selects (see the header). */
 export async function openTracker(
-  opts: OpenTrackerOptions & { spoolRoot?: string; retryIntervalMs?: number },
+  opts: OpenTrackerOptions & {
+    spoolRoot?: string;
+    retryIntervalMs?: number;
+    log?: (line: string) => void;
+  },
 ): Promise<Tracker> {
   const uri = resolveTrackingUri(opts.uri);
   if (uri === null) return new NoopTracker();
   const target = parseTrackingUri(uri);
+  const here = target.kind === "rest" ? target.uri : target.root;
+  if (opts.resumeRunId && opts.resumeUri && opts.resumeUri !== here) {
+    const why = `MLflow run ${opts.resumeRunId} was logged to ${redactUri(opts.resumeUri)}, ` +
+      `not ${here}`;
+    if (opts.mustExist) throw new Error(why);
+    (opts.log ?? console.error)(`mlflow: ${why}; starting a new run there`);
+    opts = { ...opts, resumeRunId: undefined };
+  }
   if (target.kind === "rest") {
+    if (opts.resumeRunId && opts.mustExist) await checkRemoteRun(uri, opts.resumeRunId);
     return await RestTracker.open({
       client: MlflowRestClient.fromEnv(uri),
       uri,
@@ -157,7 +184,8 @@ export async function openTracker(
       resumeRunId: opts.resumeRunId,
       root: opts.spoolRoot,
       retryIntervalMs: opts.retryIntervalMs,
+      log: opts.log,
     });
   }
-  return await FileTracker.open(target.root, opts);
+  return await FileTracker.open(target.root, opts, opts.log);
 }

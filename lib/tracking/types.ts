@@ -55,4 +55,12 @@ export interface OpenTrackerOptions {
   uri?: string | null;
   /** Continue this run (MLflow run id, or a spool key for a run never created remotely). */
   resumeRunId?: string;
+  /**
+   * Where `resumeRunId` was logged (Tracker.uri, kept in run.json): when the tracking URI now
+   * points elsewhere the id means nothing there, and a new run is started (or, with
+   * `mustExist`, an error thrown).
+   */
+  resumeUri?: string;
+  /** Throw instead of starting a new run when `resumeRunId` cannot be found. */
+  mustExist?: boolean;
 }
