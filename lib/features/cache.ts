@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { cacheDir } from "../util/paths.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 
 const MAGIC = 0x31465843; // "CXF1" read as little-endian u32
 const HEADER_BYTES = 16;
@@ -81,7 +82,7 @@ export class FeatureCache {
     try {
       await Deno.stat(keyPath);
     } catch {
-      await atomicWrite(
+      await writeFileAtomic(
         keyPath,
         new TextEncoder().encode(JSON.stringify(this.key, null, 2) + "\n"),
       );
@@ -123,7 +124,7 @@ export class FeatureCache {
     }
     const path = this.entryPath(sha256);
     await Deno.mkdir(dirname(path), { recursive: true });
-    await atomicWrite(path, encodeEntry(features, this.key.float16));
+    await writeFileAtomic(path, encodeEntry(features, this.key.float16));
   }
 }
 
@@ -166,16 +167,4 @@ export function decodeEntry(
   return dtype === DTYPE_F32
     ? new Float32Array(payload.buffer)
     : Float32Array.from(new Float16Array(payload.buffer));
-}
-
-/** Write to a temp file beside `path`, then rename over it (atomic on one filesystem). */
-export async function atomicWrite(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }

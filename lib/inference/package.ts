@@ -20,6 +20,7 @@ import {
   type ThresholdInfo,
   type WeightsInfo,
 } from "./meta.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../util/fs.ts";
 
 export interface ClassifierPackageInput {
   runId: string;
@@ -137,9 +138,7 @@ export async function writeClassifierPackage(
   const onnxPath = join(runDir, CLASSIFIER_ONNX_FILE);
   const metaPath = join(runDir, CLASSIFIER_META_FILE);
   // Write-then-rename so a reader never sees half a model.
-  await Deno.writeFile(`${onnxPath}.tmp`, onnx);
-  await Deno.rename(`${onnxPath}.tmp`, onnxPath);
-  await Deno.writeTextFile(`${metaPath}.tmp`, JSON.stringify(meta, null, 2) + "\n");
-  await Deno.rename(`${metaPath}.tmp`, metaPath);
+  await writeFileAtomic(onnxPath, onnx);
+  await writeJsonAtomic(metaPath, meta, 2);
   return { onnxPath, metaPath, meta };
 }

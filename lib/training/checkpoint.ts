@@ -4,12 +4,19 @@
  * stopping state and the history. Shuffles and dropout masks are derived from (seed, phase,
  * epoch, batch), so the epoch number is the whole RNG state.
  */
-import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { tf } from "../tf/backend.ts";
 import { loadWeights, saveWeights } from "../models/weights/io.ts";
 import type { NetWeights } from "../models/spec.ts";
-import type { Callback, EarlyStopping, EpochRecord, Learner } from "./learner.ts";
+import {
+  type Callback,
+  CALLBACK_ORDER,
+  type EarlyStopping,
+  type EpochRecord,
+  type Learner,
+} from "./learner.ts";
+import { checkpointFiles } from "../runs/mod.ts";
+import { readJsonOrNull, writeJsonAtomic } from "../util/fs.ts";
 
 export interface CheckpointState {
   format: "cxr-checkpoint/1";
@@ -32,11 +39,6 @@ export interface CheckpointState {
   savedAt: string;
 }
 
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
-}
-
 /** Saves `<dir>/<name>.json/.bin` (weights) then `<dir>/<name>.state.json` (written last). */
 export async function saveCheckpoint(
   dir: string,
@@ -44,8 +46,9 @@ export async function saveCheckpoint(
   learner: Learner,
   extra: { earlyStopping: EarlyStopping | null; history: EpochRecord[] },
 ): Promise<void> {
+  const files = checkpointFiles(dir, name);
   await Deno.mkdir(dir, { recursive: true });
-  await saveWeights(join(dir, name), learner.model.getWeights());
+  await saveWeights(files.weights, learner.model.getWeights());
   const named = await learner.optimizer.getWeights();
   const optimizer = named.map(({ name, tensor }) => {
     const data = tensor.dataSync() as Float32Array | Int32Array; // "iter" is int32
@@ -68,7 +71,7 @@ export async function saveCheckpoint(
     stopped: learner.stopRequested,
     savedAt: new Date().toISOString(),
   };
-  await writeJsonAtomic(join(dir, `${name}.state.json`), state);
+  await writeJsonAtomic(files.state, state);
 }
 
 /** The state of checkpoint `name`, or null when absent (or unreadable: start over). */
@@ -76,12 +79,8 @@ export async function readCheckpointState(
   dir: string,
   name: string,
 ): Promise<CheckpointState | null> {
-  try {
-    const s = JSON.parse(await Deno.readTextFile(join(dir, `${name}.state.json`)));
-    return s?.format === "cxr-checkpoint/1" ? s as CheckpointState : null;
-  } catch {
-    return null;
-  }
+  const s = await readJsonOrNull<CheckpointState>(checkpointFiles(dir, name).state);
+  return s?.format === "cxr-checkpoint/1" ? s : null;
 }
 
 /** Restores weights, optimizer, counters and early stopping from checkpoint `name`. */
@@ -92,8 +91,8 @@ export async function restoreCheckpoint(
   earlyStopping: EarlyStopping | null,
 ): Promise<CheckpointState> {
   const state = await readCheckpointState(dir, name);
-  if (!state) throw new Error(`no checkpoint ${join(dir, name)}.state.json`);
-  const weights: NetWeights = await loadWeights(join(dir, name));
+  if (!state) throw new Error(`no checkpoint ${checkpointFiles(dir, name).state}`);
+  const weights: NetWeights = await loadWeights(checkpointFiles(dir, name).weights);
   learner.model.setWeights(weights);
   if (state.optimizer.length > 0) {
     await learner.optimizer.setWeights(state.optimizer.map((o) => {
@@ -112,7 +111,7 @@ export async function restoreCheckpoint(
     earlyStopping.state = { ...state.earlyStopping };
     if (earlyStopping.restoreBest) {
       try {
-        earlyStopping.bestWeights = await loadWeights(join(dir, "best"));
+        earlyStopping.bestWeights = await loadWeights(checkpointFiles(dir, "best").weights);
       } catch {
         earlyStopping.bestWeights = null;
       }
@@ -127,11 +126,12 @@ export function checkpointCallback(
   opts: { earlyStopping: EarlyStopping | null; previousHistory: () => EpochRecord[] },
 ): Callback {
   return {
+    order: CALLBACK_ORDER.checkpoint,
     async onEpochEnd(l) {
       const history = [...opts.previousHistory(), ...l.history];
       if (opts.earlyStopping?.improved) {
         await Deno.mkdir(dir, { recursive: true });
-        await saveWeights(join(dir, "best"), l.model.getWeights());
+        await saveWeights(checkpointFiles(dir, "best").weights, l.model.getWeights());
       }
       await saveCheckpoint(dir, "last", l, { earlyStopping: opts.earlyStopping, history });
     },

@@ -1,28 +1,15 @@
 /**
- * A small fastai-like Learner: `fit(epochs)` over in-memory (or cache-backed) feature batches,
- * with callbacks for progress, history, early stopping, checkpoints and tracking. Shuffles and
- * dropout masks derive from (seed, phase, epoch, batch) so a resumed run replays exactly.
+ * A small fastai-like Learner: `fit(epochs)` over in-memory (or cache-backed) feature batches;
+ * everything else (progress, early stopping, checkpoints, run status and history, tracking) is an
+ * ordered callback (`callbacks.ts`). Shuffles and dropout masks derive from (seed, phase, epoch,
+ * batch) so a resumed run replays exactly. `predict` works on a bare model, no Learner needed.
  */
 import { tf } from "../tf/backend.ts";
 import type { HeadModel } from "./model.ts";
 import { accuracy, binaryCrossEntropy, mixSeed, permutation, rocAuc } from "./metrics.ts";
-import { Progress } from "../util/progress.ts";
-import type { Tracker } from "../tracking/types.ts";
+import type { EpochRecord } from "../runs/history.ts";
 
-/** One line of history.json (contract). */
-export interface EpochRecord {
-  /** 1-based, global across phases. */
-  epoch: number;
-  phase: 1 | 2;
-  loss: number;
-  accuracy: number;
-  auc: number;
-  val_loss: number;
-  val_accuracy: number;
-  val_auc: number;
-  lr: number;
-  seconds: number;
-}
+export type { EpochRecord };
 
 /** Inputs of the model for a batch of items, and every item's label. */
 export interface FeatureSource {
@@ -76,7 +63,12 @@ export function arraySource(
   };
 }
 
+/**
+ * Hooks around `fit`. Callbacks run in ascending `order` (default 0; ties keep the order given),
+ * like fastai's: see CALLBACK_ORDER for the built-in ones.
+ */
 export interface Callback {
+  order?: number;
   onFitStart?(learner: Learner): void | Promise<void>;
   onBatchEnd?(learner: Learner, info: { seen: number; total: number; loss: number }): void;
   /** May set `learner.stopRequested`. */
@@ -97,6 +89,37 @@ export interface LearnerOptions {
   callbacks?: Callback[];
 }
 
+/** Where the built-in callbacks run: each one reads what the ones before it decided. */
+export const CALLBACK_ORDER = {
+  /** Progress bar. */
+  progress: 0,
+  /** Sets `stopRequested` and `improved`; restores the best weights at the end of the fit. */
+  earlyStopping: 10,
+  /** Saves `last` (and `best` when early stopping saw an improvement). */
+  checkpoint: 20,
+  /** run.json and history.json, then the caller's onEpoch. */
+  record: 30,
+  /** MLflow metrics. */
+  tracking: 40,
+  /** Test hook: simulated kill, after everything was saved. */
+  abort: 50,
+} as const;
+
+/** Probabilities of `model` on `source` in inference mode, `batchSize` items at a time. */
+export function predict(model: HeadModel, source: FeatureSource, batchSize: number): Float32Array {
+  const out = new Float32Array(source.size);
+  for (let start = 0; start < source.size; start += batchSize) {
+    const indices = range(start, Math.min(source.size, start + batchSize));
+    const probs = tf.tidy(() => {
+      const inputs = source.batch(indices).map((b) => tf.tensor(b.data, b.shape));
+      return tf.sigmoid(model.forward(inputs, null));
+    });
+    out.set(probs.dataSync(), start);
+    probs.dispose();
+  }
+  return out;
+}
+
 /** Trains `model` on `train`, validating on `val` after every epoch. */
 export class Learner {
   readonly model: HeadModel;
@@ -115,6 +138,8 @@ export class Learner {
   phaseEpoch = 0;
   history: EpochRecord[] = [];
   stopRequested = false;
+  /** `callbacks` sorted by order, fixed when `fit` starts. */
+  private ordered: Callback[] = [];
 
   constructor(opts: LearnerOptions) {
     this.model = opts.model;
@@ -131,17 +156,7 @@ export class Learner {
 
   /** Probabilities on `source` in inference mode. */
   predict(source: FeatureSource): Float32Array {
-    const out = new Float32Array(source.size);
-    for (let start = 0; start < source.size; start += this.batchSize) {
-      const indices = range(start, Math.min(source.size, start + this.batchSize));
-      const probs = tf.tidy(() => {
-        const inputs = source.batch(indices).map((b) => tf.tensor(b.data, b.shape));
-        return tf.sigmoid(this.model.forward(inputs, null));
-      });
-      out.set(probs.dataSync(), start);
-      probs.dispose();
-    }
-    return out;
+    return predict(this.model, source, this.batchSize);
   }
 
   /** One epoch of training; returns its record (without calling callbacks). */
@@ -188,7 +203,7 @@ export class Learner {
       labels.set(y, start);
       lossSum += lossValue;
       batches++;
-      for (const cb of this.callbacks) {
+      for (const cb of this.ordered) {
         cb.onBatchEnd?.(this, {
           seen: start + indices.length,
           total: n,
@@ -209,7 +224,8 @@ export class Learner {
   /** Trains until `epochs` epochs of this phase are done (resumes from `phaseEpoch`). */
   async fit(epochs: number): Promise<EpochRecord[]> {
     this.stopRequested = false;
-    for (const cb of this.callbacks) await cb.onFitStart?.(this);
+    this.ordered = [...this.callbacks].sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+    for (const cb of this.ordered) await cb.onFitStart?.(this);
     while (this.phaseEpoch < epochs && !this.stopRequested) {
       const t0 = performance.now();
       const rec = this.trainEpoch();
@@ -224,9 +240,9 @@ export class Learner {
       this.epoch = record.epoch;
       this.phaseEpoch++;
       this.history.push(record);
-      for (const cb of this.callbacks) await cb.onEpochEnd?.(this, record);
+      for (const cb of this.ordered) await cb.onEpochEnd?.(this, record);
     }
-    for (const cb of this.callbacks) await cb.onFitEnd?.(this);
+    for (const cb of this.ordered) await cb.onFitEnd?.(this);
     return this.history;
   }
 }
@@ -235,32 +251,9 @@ function range(a: number, b: number): number[] {
   return Array.from({ length: b - a }, (_, i) => a + i);
 }
 
-/** Progress bar per epoch: items, rate, ETA, running loss. */
-export function progressCallback(opts: { quiet?: boolean; label?: string } = {}): Callback {
-  let bar: Progress | null = null;
-  let last = 0;
-  return {
-    onBatchEnd(l, info) {
-      if (!bar) {
-        bar = new Progress(`${opts.label ?? "train"} phase ${l.phase} epoch ${l.epoch + 1}`, {
-          total: info.total,
-          unit: "img",
-          quiet: opts.quiet,
-        });
-        last = 0;
-      }
-      bar.tick(info.seen - last, { loss: info.loss });
-      last = info.seen;
-    },
-    onEpochEnd(_l, r) {
-      bar?.done({ loss: r.loss, val_loss: r.val_loss, val_auc: r.val_auc });
-      bar = null;
-    },
-  };
-}
-
 /** Early stopping on `monitor`; with restoreBest the model ends with its best epoch's weights. */
 export class EarlyStopping implements Callback {
+  readonly order = CALLBACK_ORDER.earlyStopping;
   readonly monitor: "val_auc" | "val_loss";
   readonly patience: number;
   readonly restoreBest: boolean;
@@ -301,20 +294,4 @@ export class EarlyStopping implements Callback {
   onFitEnd(l: Learner): void {
     if (this.restoreBest && this.bestWeights) l.model.setWeights(this.bestWeights);
   }
-}
-
-/** Sends each epoch's metrics to MLflow (step = global epoch). */
-export function trackerCallback(tracker: Tracker): Callback {
-  return {
-    async onEpochEnd(_l, r) {
-      const metrics: Record<string, number> = {};
-      for (const k of ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lr"]) {
-        const v = r[k as keyof EpochRecord] as number;
-        if (Number.isFinite(v)) metrics[k] = v;
-      }
-      metrics.epoch_seconds = r.seconds;
-      metrics.phase = r.phase;
-      await tracker.logMetrics(metrics, r.epoch);
-    },
-  };
 }

@@ -1,50 +1,45 @@
 /**
- * One training run end to end, headless and resumable: data split, weights, cached frozen
- * activations (ONNX Runtime), phase 1 (head on pooled features), phase 2 (unfrozen tail + head
- * on frontier activations, tfjs), predictions, classifier.onnx, evaluation, tracking.
- * Re-running the same config continues from the last finished epoch; a finished run is skipped
- * unless `force`.
+ * One training run end to end, headless and resumable: the steps of `steps.ts` in order (data,
+ * net and weights, cut, cached activations, head, phase 1, phase 2, predictions), then the trained
+ * model, classifier.onnx, evaluation and tracking, all in the run folder (`lib/runs`).
+ * Status, history, checkpoints and MLflow metrics are Learner callbacks. Re-running the same
+ * config continues from the last finished epoch; a finished run is skipped unless `force`.
  */
-import { join } from "node:path";
-import { tf } from "../tf/backend.ts";
-import { type BackendPreference, initBackend } from "../tf/backend.ts";
+import { type BackendInfo, type BackendPreference, initBackend } from "../tf/backend.ts";
 import { resolveConfig, runIdFor, type TrainConfig } from "./config.ts";
+import type { Callback, EpochRecord } from "./learner.ts";
+import type { HeadModel } from "./model.ts";
+import { abortCallback, recordCallback, trackerCallback, TrainingAborted } from "./callbacks.ts";
+import { readCheckpointState, saveCheckpoint } from "./checkpoint.ts";
+import { saveTrainedModel } from "./export.ts";
 import {
-  arraySource,
-  type Callback,
-  EarlyStopping,
-  type EpochRecord,
-  epochSource,
-  type FeatureSource,
-  Learner,
-  progressCallback,
-  trackerCallback,
-} from "./learner.ts";
-import { computeStandardization, HeadModel } from "./model.ts";
-import {
-  checkpointCallback,
-  readCheckpointState,
-  restoreCheckpoint,
-  saveCheckpoint,
-} from "./checkpoint.ts";
-import { balancedClassWeights } from "./metrics.ts";
-import { type ImageItem, scanDataset } from "../data/dataset.ts";
-import { makeSplits } from "../data/splits.ts";
-import { getNetSpec, NET_INFO } from "../models/registry.ts";
-import { withHead } from "../models/head.ts";
-import { cutAt, subgraph } from "../models/graph.ts";
-import { weightLayout } from "../models/layout.ts";
-import { buildTfModel } from "../models/tfjs.ts";
-import type { NetWeights } from "../models/spec.ts";
-import { resolveWeights } from "../models/weights/resolve.ts";
-import { loadWeights, saveWeights } from "../models/weights/io.ts";
-import { extractFeatures, POOLED_LAYER } from "../features/extract.ts";
-import { AUGMENT_POLICY, pickView, viewItems, viewRows } from "../features/views.ts";
+  type Activations,
+  buildHead,
+  buildNet,
+  buildPhase2Model,
+  chooseCut,
+  computeActivations,
+  type Cut,
+  type FitOptions,
+  fitPhase1,
+  fitPhase2,
+  loadData,
+  type Net,
+  predictSplit,
+  type RunData,
+  type TrainingSetup,
+  trainingSetup,
+  weightsInfo,
+} from "./steps.ts";
+import { loadWeights } from "../models/weights/io.ts";
+import { AUGMENT_POLICY } from "../features/views.ts";
 import { evaluateRun, type Evaluation } from "../evaluation/evaluate.ts";
 import { writeClassifierPackage } from "../inference/package.ts";
 import { openTracker } from "../tracking/tracker.ts";
 import type { Tracker } from "../tracking/types.ts";
-import { runsDir } from "../util/paths.ts";
+import { checkpointFiles, RunFolder, type RunStatus } from "../runs/mod.ts";
+
+export { TrainingAborted };
 
 export interface TrainRunOptions {
   /** Called after every finished epoch. */
@@ -82,29 +77,302 @@ export interface TrainRunResult {
   skipped: boolean;
 }
 
-export class TrainingAborted extends Error {}
-
-interface RunStatus {
-  status: "running" | "finished" | "failed";
-  phase: number;
-  epoch: number;
-  mlflowRunId?: string;
-  startedAt: string;
-  finishedAt?: string;
-  error?: string;
+/** Everything a run's stages share once the run folder is open. */
+interface RunContext {
+  config: TrainConfig;
+  runId: string;
+  run: RunFolder;
+  opts: TrainRunOptions;
+  log: (msg: string) => void;
+  backend: BackendInfo;
+  data: RunData;
+  net: Net;
+  cut: Cut;
+  tracker: Tracker | null;
+  /** run.json as written; the record callback and the end of the run update it. */
+  status: RunStatus;
+  /** No earlier attempt of this run (parameters go to the tracker once). */
+  firstAttempt: boolean;
 }
 
-async function readJson<T>(path: string): Promise<T | null> {
+/** Trains (or resumes, or skips) the run of `config`; see the module comment. */
+export async function trainRun(
+  input: TrainConfig,
+  opts: TrainRunOptions = {},
+): Promise<TrainRunResult> {
+  const config = resolveConfig(input, input.profile);
+  const backend = await initBackend(opts.backend ?? "auto");
+  const runId = runIdFor(config);
+  const run = RunFolder.of(runId, opts.runsRoot);
+  const log = (msg: string) => {
+    if (opts.progress !== false) console.error(`[train ${runId}] ${msg}`);
+  };
+  const previous = await run.readStatus();
+  if (previous?.status === "finished" && !opts.force) {
+    log(`already finished (use --force to retrain): ${run.dir}`);
+    const history = await run.readHistory() ?? [];
+    return {
+      runId,
+      runDir: run.dir,
+      history,
+      evaluation: await run.readEvaluation(),
+      skipped: true,
+    };
+  }
+  if (opts.force) await Deno.remove(run.dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(run.checkpointsDir, { recursive: true });
+  log(`backend ${backend.name} (${backend.detail})`);
+  const data = await loadData(config);
+  for (const w of data.warnings) log(`data: ${w}`);
+  const net = await buildNet(config);
+  const cut = chooseCut(net, config.phase2?.unfreezeFrom ?? null);
+  const tracker = await openRunTracker(config, runId, previous, opts.tracker);
+  const status: RunStatus = {
+    status: "running",
+    phase: 1,
+    epoch: 0,
+    mlflowRunId: tracker && tracker.backend !== "off" ? tracker.runId : previous?.mlflowRunId,
+    startedAt: previous?.startedAt ?? new Date().toISOString(),
+  };
+  await run.writeStatus(status);
+  const firstAttempt = !previous;
+  const ctx = {
+    config,
+    runId,
+    run,
+    opts,
+    log,
+    backend,
+    data,
+    net,
+    cut,
+    tracker,
+    status,
+    firstAttempt,
+  };
   try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch {
-    return null;
+    return await trainAndExport(ctx);
+  } catch (e) {
+    if (!(e instanceof TrainingAborted)) await markFailed(ctx, e as Error);
+    throw e;
   }
 }
 
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value, null, 1) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
+/** opts.tracker when given (null: none), else a new or resumed MLflow run when config.mlflow. */
+async function openRunTracker(
+  config: TrainConfig,
+  runId: string,
+  previous: RunStatus | null,
+  given: Tracker | null | undefined,
+): Promise<Tracker | null> {
+  if (given !== undefined) return given;
+  if (!config.mlflow) return null;
+  return await openTracker({
+    experiment: "cxr",
+    runName: runId,
+    resumeRunId: previous?.mlflowRunId,
+  });
+}
+
+/** Activations, both phases, predictions, the trained model, evaluation, export, tracking. */
+async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
+  const { config, run, runId, opts } = ctx;
+  const acts = await computeActivations(config, ctx.net, ctx.cut, ctx.data, {
+    progress: opts.progress,
+    cacheRoot: opts.cacheRoot,
+  });
+  for (const f of acts.features.stats.failed) ctx.log(`skipped ${f.item.rel}: ${f.error}`);
+  await run.writeConfig(await runConfigRecord(ctx, acts));
+  if (ctx.tracker && ctx.firstAttempt) await logRunParams(ctx, ctx.tracker, acts);
+  const setup = trainingSetup(config, acts);
+  const trained = await trainPhases(ctx, acts, setup);
+  const { model, history } = trained;
+  if (trained.paused) {
+    ctx.log("stopping after phase 1 as asked; run again to fine-tune (phase 2)");
+    model.dispose();
+    return { runId, runDir: run.dir, history, evaluation: null, skipped: false };
+  }
+  await run.writeHistory(history);
+  for (const split of ["val", "test"] as const) {
+    if (acts.idx[split].length > 0) {
+      await run.writePredictions(split, predictSplit(model, acts, split, setup));
+    }
+  }
+  const weights = await saveTrainedModel(run, ctx.net, ctx.cut, model);
+  model.dispose();
+  const evaluation = opts.skipEvaluation
+    ? null
+    : await evaluateRun(run.dir, { method: config.thresholdMethod });
+  if (!opts.skipExport) {
+    await writeClassifierPackage(run.dir, {
+      runId,
+      spec: ctx.net.full,
+      weights,
+      weightsInfo: weightsInfo(ctx.net.weights),
+      threshold: evaluation?.threshold,
+      dropout: config.dropout,
+      intensity: config.intensity,
+    });
+  }
+  if (ctx.tracker) await endTracking(ctx, ctx.tracker, evaluation, history.length);
+  ctx.status.status = "finished";
+  ctx.status.finishedAt = new Date().toISOString();
+  await run.writeStatus(ctx.status);
+  return { runId, runDir: run.dir, history, evaluation, skipped: false };
+}
+
+/**
+ * Phase 1 (or its saved result), then phase 2 when configured; `paused` after phase 1 when
+ * `untilPhase` is 1. The returned model is the one to predict with.
+ */
+async function trainPhases(
+  ctx: RunContext,
+  acts: Activations,
+  setup: TrainingSetup,
+): Promise<{ model: HeadModel; history: EpochRecord[]; paused: boolean }> {
+  const head = buildHead(ctx.config, acts);
+  const history1 = await phase1(ctx, head, acts, setup);
+  if (!ctx.config.phase2) return { model: head, history: history1, paused: false };
+  if (ctx.opts.untilPhase === 1) return { model: head, history: history1, paused: true };
+  const model = buildPhase2Model(ctx.config, ctx.net, ctx.cut, head);
+  const { history } = await fitPhase2(model, acts, setup, fitOptions(ctx, history1));
+  head.dispose();
+  return { model, history, paused: false };
+}
+
+/** Phase 1, or, when a previous attempt finished it, its saved weights and history. */
+async function phase1(
+  ctx: RunContext,
+  head: HeadModel,
+  acts: Activations,
+  setup: TrainingSetup,
+): Promise<EpochRecord[]> {
+  const dir = ctx.run.checkpointsDir;
+  const done = await readCheckpointState(dir, "phase1");
+  if (done) {
+    head.setWeights(await loadWeights(checkpointFiles(dir, "phase1").weights));
+    ctx.log(`phase 1 already done (${done.history.length} epochs)`);
+    return done.history;
+  }
+  const { history, learner } = await fitPhase1(head, acts, setup, fitOptions(ctx, []));
+  await saveCheckpoint(dir, "phase1", learner, { earlyStopping: null, history });
+  return history;
+}
+
+/** The run's fit options: checkpoints to resume from, then status/history, MLflow, abort. */
+function fitOptions(ctx: RunContext, previousHistory: EpochRecord[]): FitOptions {
+  const { run, status, tracker, opts } = ctx;
+  const callbacks: Callback[] = [
+    recordCallback({ run, status, previousHistory, onEpoch: opts.onEpoch }),
+    ...(tracker ? [trackerCallback(tracker)] : []),
+    ...(opts.abortAfterEpoch !== undefined ? [abortCallback(opts.abortAfterEpoch)] : []),
+  ];
+  return {
+    callbacks,
+    checkpoints: run.checkpointsDir,
+    previousHistory,
+    progress: opts.progress,
+    label: ctx.config.net,
+    log: ctx.log,
+  };
+}
+
+/** config.json: the resolved config, the weights (md5), the split, the frontier, the backend. */
+async function runConfigRecord(ctx: RunContext, acts: Activations): Promise<unknown> {
+  const { config, data } = ctx;
+  return {
+    ...config,
+    runId: ctx.runId,
+    weights: weightsInfo(ctx.net.weights),
+    weightsChoice: config.weights,
+    data: { root: data.root },
+    split: {
+      protocol: data.splits.protocol,
+      counts: {
+        train: acts.idx.train.length,
+        val: acts.idx.val.length,
+        test: acts.idx.test.length,
+      },
+      leaks: data.splits.leaks,
+      notes: data.splits.notes,
+    },
+    frontier: ctx.cut.frontier,
+    ...(config.augmentViews ? { augmentPolicy: AUGMENT_POLICY } : {}),
+    backend: ctx.backend,
+    gitCommit: await gitCommit(),
+    createdAt: ctx.status.startedAt,
+  };
+}
+
+/** The run's parameters and tags, sent once (first attempt). */
+async function logRunParams(ctx: RunContext, tracker: Tracker, acts: Activations): Promise<void> {
+  const { config } = ctx;
+  await tracker.logParams({
+    net: config.net,
+    weights: config.weights,
+    profile: config.profile,
+    protocol: config.protocol,
+    seed: config.seed,
+    batch_size: config.batchSize,
+    dropout: config.dropout,
+    class_weight: config.classWeight,
+    standardize: config.standardize,
+    phase1_epochs: config.phase1.epochs,
+    phase1_lr: config.phase1.lr,
+    phase2_epochs: config.phase2?.epochs ?? 0,
+    phase2_lr: config.phase2?.lr ?? 0,
+    unfreeze_from: config.phase2?.unfreezeFrom ?? "none",
+    intensity: config.intensity,
+    augment_views: config.augmentViews,
+    augment_flip: config.augmentFlip,
+    n_train: acts.idx.train.length,
+    n_val: acts.idx.val.length,
+    n_test: acts.idx.test.length,
+  });
+  const w = ctx.net.weights;
+  await tracker.setTags({
+    "cxr.net": config.net,
+    "cxr.backend": ctx.backend.name,
+    "cxr.weights.label": w.label,
+    "cxr.weights.md5": w.md5,
+    "cxr.weights.imagenet": String(w.isImageNet),
+    "cxr.split.protocol": ctx.data.splits.protocol,
+    "mlflow.source.git.commit": await gitCommit(),
+  });
+}
+
+/** Artifacts (files, charts, the ONNX model), final validation metrics, FINISHED. */
+async function endTracking(
+  ctx: RunContext,
+  tracker: Tracker,
+  evaluation: Evaluation | null,
+  step: number,
+): Promise<void> {
+  const { run } = ctx;
+  const files = [run.configPath, run.historyPath, run.evaluationPath, run.classifierMetaPath];
+  for (const f of files) await tracker.logArtifact(f).catch(() => {});
+  await tracker.logArtifact(run.chartsDir, "charts").catch(() => {});
+  if (!ctx.opts.skipExport) {
+    await tracker.logOnnxModel(run.classifierOnnxPath, "model").catch(() => {});
+  }
+  const v = evaluation?.splits.val?.metrics;
+  if (v) {
+    await tracker.logMetrics({
+      final_val_auc: v.rocAuc,
+      final_val_accuracy: v.accuracy,
+      final_val_sensitivity: v.sensitivity,
+      final_val_specificity: v.specificity,
+    }, step);
+  }
+  await tracker.end("FINISHED");
+}
+
+/** run.json says failed (with the message); the MLflow run ends FAILED. */
+async function markFailed(ctx: RunContext, e: Error): Promise<void> {
+  ctx.status.status = "failed";
+  ctx.status.error = e.message;
+  await ctx.run.writeStatus(ctx.status).catch(() => {});
+  await ctx.tracker?.end("FAILED").catch(() => {});
 }
 
 async function gitCommit(): Promise<string> {
@@ -120,458 +388,3 @@ async function gitCommit(): Promise<string> {
     return "unknown";
   }
 }
-
-/** A FeatureSource reading cached activations of `indices` (into the FeatureSet) per output. */
-function cacheSource(
-  fs: { batch(indices: number[], output: number): Float32Array; shapes: number[][] },
-  indices: number[],
-  outputs: number[],
-  labels: number[],
-): FeatureSource {
-  return {
-    size: indices.length,
-    labels: Float32Array.from(labels),
-    batch(local) {
-      const global = local.map((i) => indices[i]);
-      return outputs.map((o) => ({
-        data: fs.batch(global, o),
-        shape: [global.length, ...fs.shapes[o]],
-      }));
-    },
-  };
-}
-
-/**
- * Training images with their augmented views (rows[i]: the image's row, then its views'): each
- * epoch reads one of them per image, drawn from (seed, epoch, image) (lib/features/views.ts).
- */
-function augmentedSource(
-  rows: number[][],
-  labels: number[],
-  seed: number,
-  base: (flatRows: number[]) => Pick<FeatureSource, "batch">,
-): FeatureSource {
-  const flat = rows.flat();
-  const at = new Map(flat.map((r, k) => [r, k]));
-  const src = base(flat);
-  return epochSource(src, labels, (i, epoch) => at.get(pickView(rows, i, epoch, seed))!);
-}
-
-function abortCallback(after: number | undefined): Callback {
-  return {
-    onEpochEnd(_l, r) {
-      if (after !== undefined && r.epoch >= after) {
-        throw new TrainingAborted(`aborted after epoch ${r.epoch} (test hook)`);
-      }
-    },
-  };
-}
-
-/** Trains (or resumes, or skips) the run of `config`; see the module comment. */
-export async function trainRun(
-  input: TrainConfig,
-  opts: TrainRunOptions = {},
-): Promise<TrainRunResult> {
-  const config = resolveConfig(input, input.profile);
-  const backend = await initBackend(opts.backend ?? "auto");
-  const runId = runIdFor(config);
-  const runDir = join(opts.runsRoot ?? runsDir(), runId);
-  const ckptDir = join(runDir, "checkpoints");
-  const log = (msg: string) => {
-    if (opts.progress !== false) console.error(`[train ${runId}] ${msg}`);
-  };
-
-  const previous = await readJson<RunStatus>(join(runDir, "run.json"));
-  if (previous?.status === "finished" && !opts.force) {
-    const history = (await readJson<{ epochs: EpochRecord[] }>(join(runDir, "history.json")))
-      ?.epochs ?? [];
-    const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"));
-    log(`already finished (use --force to retrain): ${runDir}`);
-    return { runId, runDir, history, evaluation, skipped: true };
-  }
-  if (opts.force) await Deno.remove(runDir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(ckptDir, { recursive: true });
-  log(`backend ${backend.name} (${backend.detail})`);
-
-  // Data and split.
-  const scanned = await scanDataset(config.dataRoot);
-  for (const w of scanned.warnings) log(`data: ${w}`);
-  const splits = makeSplits(scanned.items, {
-    protocol: config.protocol,
-    valFraction: config.valFraction,
-    seed: config.seed,
-    subset: config.subset,
-  });
-  if (splits.train.length === 0 || splits.val.length === 0) {
-    throw new Error(
-      `${config.dataRoot}: need train and val images (got train ${splits.train.length}, ` +
-        `val ${splits.val.length})`,
-    );
-  }
-
-  // Weights and the cut.
-  const base = getNetSpec(config.net);
-  const full = withHead(base, { dropout: config.dropout });
-  const layout = weightLayout(base);
-  const resolved = await resolveWeights(config.net, config.weights, layout, { seed: config.seed });
-  const cut = config.phase2 ? cutAt(base, config.phase2.unfreezeFrom) : null;
-  const featureOutputs = [POOLED_LAYER, ...(cut?.frontier ?? [])];
-
-  const status: RunStatus = {
-    status: "running",
-    phase: 1,
-    epoch: 0,
-    mlflowRunId: previous?.mlflowRunId,
-    startedAt: previous?.startedAt ?? new Date().toISOString(),
-  };
-  const tracker = opts.tracker !== undefined ? opts.tracker : config.mlflow
-    ? await openTracker({
-      experiment: "cxr",
-      runName: runId,
-      resumeRunId: previous?.mlflowRunId,
-    })
-    : null;
-  if (tracker && tracker.backend !== "off") status.mlflowRunId = tracker.runId;
-  await writeJson(join(runDir, "run.json"), status);
-
-  try {
-    // Frozen activations, computed once (cached) for every split and every augmented view.
-    const allItems: ImageItem[] = [
-      ...splits.train,
-      ...splits.val,
-      ...splits.test,
-      ...viewItems(splits.train, config),
-    ];
-    const fs = await extractFeatures({
-      net: config.net,
-      weights: resolved,
-      outputs: featureOutputs,
-      items: allItems,
-      progress: opts.progress !== false,
-      cacheRoot: opts.cacheRoot,
-      intensity: config.intensity,
-    });
-    for (const f of fs.stats.failed) log(`skipped ${f.item.rel}: ${f.error}`);
-    const indexOf = new Map(fs.items.map((item, i) => [item, i]));
-    const splitIdx = (items: ImageItem[]) =>
-      items.filter((it) => indexOf.has(it)).map((it) => indexOf.get(it)!);
-    const idx = {
-      train: splitIdx(splits.train),
-      val: splitIdx(splits.val),
-      test: splitIdx(splits.test),
-    };
-    const labelsOf = (ids: number[]) => ids.map((i) => fs.items[i].label);
-    const trainRows = config.augmentViews > 0 ? viewRows(fs.items, idx.train) : null;
-
-    await writeJson(join(runDir, "config.json"), {
-      ...config,
-      runId,
-      weights: {
-        choice: resolved.choice,
-        source: resolved.source,
-        md5: resolved.md5,
-        label: resolved.label,
-        isImageNet: resolved.isImageNet,
-      },
-      weightsChoice: config.weights,
-      data: { root: scanned.root },
-      split: {
-        protocol: splits.protocol,
-        counts: { train: idx.train.length, val: idx.val.length, test: idx.test.length },
-        leaks: splits.leaks,
-        notes: splits.notes,
-      },
-      frontier: cut?.frontier ?? [],
-      ...(config.augmentViews ? { augmentPolicy: AUGMENT_POLICY } : {}),
-      backend,
-      gitCommit: await gitCommit(),
-      createdAt: status.startedAt,
-    });
-    if (tracker && !previous) {
-      await tracker.logParams({
-        net: config.net,
-        weights: config.weights,
-        profile: config.profile,
-        protocol: config.protocol,
-        seed: config.seed,
-        batch_size: config.batchSize,
-        dropout: config.dropout,
-        class_weight: config.classWeight,
-        standardize: config.standardize,
-        phase1_epochs: config.phase1.epochs,
-        phase1_lr: config.phase1.lr,
-        phase2_epochs: config.phase2?.epochs ?? 0,
-        phase2_lr: config.phase2?.lr ?? 0,
-        unfreeze_from: config.phase2?.unfreezeFrom ?? "none",
-        intensity: config.intensity,
-        augment_views: config.augmentViews,
-        augment_flip: config.augmentFlip,
-        n_train: idx.train.length,
-        n_val: idx.val.length,
-        n_test: idx.test.length,
-      });
-      await tracker.setTags({
-        "cxr.net": config.net,
-        "cxr.backend": backend.name,
-        "cxr.weights.label": resolved.label,
-        "cxr.weights.md5": resolved.md5,
-        "cxr.weights.imagenet": String(resolved.isImageNet),
-        "cxr.split.protocol": splits.protocol,
-        "mlflow.source.git.commit": await gitCommit(),
-      });
-    }
-
-    // Phase 1: head on the pooled features (standardised with train statistics).
-    const dim = fs.shapes[0].reduce((a, b) => a * b, 1);
-    const pooledTrain = fs.batch(idx.train, 0);
-    const standardization = config.standardize ? computeStandardization(pooledTrain, dim) : null;
-    const trainLabels = labelsOf(idx.train);
-    const classWeights = config.classWeight === "balanced"
-      ? balancedClassWeights(trainLabels)
-      : null;
-    const common = (
-      model: HeadModel,
-      phase: 1 | 2,
-      lr: number,
-      train: FeatureSource,
-      val: FeatureSource,
-    ) => ({
-      model,
-      train,
-      val,
-      phase,
-      lr,
-      batchSize: config.batchSize,
-      seed: config.seed,
-      classWeights,
-    });
-
-    const phase1Model = new HeadModel({
-      dim,
-      dropout: config.dropout,
-      standardization,
-      seed: config.seed,
-    });
-    let phase1History: EpochRecord[];
-    let finalModel = phase1Model;
-    let finalSources = {
-      val: arraySource(fs.batch(idx.val, 0), [dim], labelsOf(idx.val)),
-      test: arraySource(fs.batch(idx.test, 0), [dim], labelsOf(idx.test)),
-    };
-    const phase1Done = await readCheckpointState(ckptDir, "phase1");
-    const runPhase = async (
-      learner: Learner,
-      epochs: number,
-      previousHistory: EpochRecord[],
-    ): Promise<EpochRecord[]> => {
-      const es = new EarlyStopping(config.earlyStopping);
-      const last = await readCheckpointState(ckptDir, "last");
-      if (last && last.phase === learner.phase) {
-        await restoreCheckpoint(ckptDir, "last", learner, es);
-        log(`resuming phase ${learner.phase} after epoch ${learner.epoch}`);
-        if (last.stopped) learner.stopRequested = true;
-      } else {
-        learner.epoch = previousHistory.length;
-      }
-      learner.callbacks.push(
-        progressCallback({ quiet: opts.progress === false, label: config.net }),
-        es,
-        checkpointCallback(ckptDir, { earlyStopping: es, previousHistory: () => previousHistory }),
-        {
-          onEpochEnd: async (_l, r) => {
-            status.phase = r.phase;
-            status.epoch = r.epoch;
-            await writeJson(join(runDir, "run.json"), status);
-            await writeJson(join(runDir, "history.json"), {
-              epochs: [...previousHistory, ..._l.history],
-            });
-            opts.onEpoch?.(r);
-          },
-        },
-        ...(tracker ? [trackerCallback(tracker)] : []),
-        abortCallback(opts.abortAfterEpoch),
-      );
-      if (!(last && last.phase === learner.phase && last.stopped)) await learner.fit(epochs);
-      else es.onFitEnd(learner);
-      return [...previousHistory, ...learner.history];
-    };
-
-    if (phase1Done) {
-      phase1Model.setWeights(await loadWeights(join(ckptDir, "phase1")));
-      phase1History = phase1Done.history;
-      log(`phase 1 already done (${phase1History.length} epochs)`);
-    } else {
-      const learner = new Learner(common(
-        phase1Model,
-        1,
-        config.phase1.lr,
-        trainRows
-          ? augmentedSource(
-            trainRows,
-            trainLabels,
-            config.seed,
-            (flat) => arraySource(fs.batch(flat, 0), [dim], flat.map(() => 0)),
-          )
-          : arraySource(pooledTrain, [dim], trainLabels),
-        finalSources.val,
-      ));
-      phase1History = await runPhase(learner, config.phase1.epochs, []);
-      await saveCheckpoint(ckptDir, "phase1", learner, {
-        earlyStopping: null,
-        history: phase1History,
-      });
-    }
-    let history = phase1History;
-    if (opts.untilPhase === 1 && config.phase2) {
-      log("stopping after phase 1 as asked; run again to fine-tune (phase 2)");
-      phase1Model.dispose();
-      return { runId, runDir, history, evaluation: null, skipped: false };
-    }
-
-    // Phase 2: unfrozen tail + head on the frontier activations.
-    let tailWeights: NetWeights = new Map();
-    if (config.phase2 && cut) {
-      const tailSpec = cut.tail;
-      const tail = buildTfModel(tailSpec, resolved.weights);
-      const model2 = new HeadModel({
-        dim,
-        dropout: config.dropout,
-        standardization,
-        tail,
-        tailSpecs: tailSpec.layers.filter((l) => l.kind !== "InputLayer"),
-        tailTraining: config.phase2.bnMode === "batch",
-        seed: config.seed,
-      });
-      model2.setWeights(phase1Model.getWeights());
-      const outs = cut.frontier.map((_, j) => j + 1);
-      const src = (ids: number[]) => cacheSource(fs, ids, outs, labelsOf(ids));
-      const train = trainRows
-        ? augmentedSource(trainRows, trainLabels, config.seed, (flat) => src(flat))
-        : src(idx.train);
-      const learner = new Learner(common(model2, 2, config.phase2.lr, train, src(idx.val)));
-      history = await runPhase(learner, config.phase2.epochs, phase1History);
-      finalModel = model2;
-      finalSources = { val: src(idx.val), test: src(idx.test) };
-      tailWeights = model2.getWeights();
-      tailWeights.delete("head_dense");
-    }
-    await writeJson(join(runDir, "history.json"), { epochs: history });
-
-    // Predictions (val, and test when the split exists).
-    const predict = async (split: "val" | "test", ids: number[], source: FeatureSource) => {
-      if (ids.length === 0) return;
-      const learner = new Learner(common(finalModel, 1, 1e-3, source, source));
-      const probs = learner.predict(source);
-      await writeJson(join(runDir, `predictions-${split}.json`), {
-        split,
-        items: ids.map((i, k) => ({
-          rel: fs.items[i].rel,
-          sha256: fs.sha256[i],
-          patient: fs.items[i].patient,
-          label: fs.items[i].label,
-          prob: probs[k],
-        })),
-      });
-    };
-    await predict("val", idx.val, finalSources.val);
-    await predict("test", idx.test, finalSources.test);
-
-    // Trained weights: tail + folded head (Keras layout), and the whole classifier merged.
-    const head = finalModel.foldedHead();
-    const trained: NetWeights = new Map(tailWeights);
-    trained.set("head_dense", head);
-    const modelDir = join(runDir, "model");
-    await Deno.mkdir(modelDir, { recursive: true });
-    await saveWeights(join(modelDir, "trained"), trained);
-    const merged: NetWeights = new Map(resolved.weights);
-    for (const [k, v] of trained) merged.set(k, v);
-    await saveTfjsModel(full, cut?.frontier ?? [base.output], merged, modelDir);
-
-    const evaluation = opts.skipEvaluation ? null : await evaluateRun(runDir, {
-      method: config.thresholdMethod,
-    });
-    if (!opts.skipExport) {
-      await writeClassifierPackage(runDir, {
-        runId,
-        spec: full,
-        weights: merged,
-        weightsInfo: {
-          label: resolved.label,
-          md5: resolved.md5,
-          isImageNet: resolved.isImageNet,
-          source: resolved.source,
-          choice: resolved.choice,
-        },
-        threshold: evaluation?.threshold,
-        dropout: config.dropout,
-        intensity: config.intensity,
-      });
-    }
-    finalModel.dispose();
-    if (finalModel !== phase1Model) phase1Model.dispose();
-
-    if (tracker) {
-      for (const f of ["config.json", "history.json", "evaluation.json", "classifier.json"]) {
-        await tracker.logArtifact(join(runDir, f)).catch(() => {});
-      }
-      await tracker.logArtifact(join(runDir, "charts"), "charts").catch(() => {});
-      if (!opts.skipExport) {
-        await tracker.logOnnxModel(join(runDir, "classifier.onnx"), "model").catch(() => {});
-      }
-      const v = evaluation?.splits.val?.metrics;
-      if (v) {
-        await tracker.logMetrics({
-          final_val_auc: v.rocAuc,
-          final_val_accuracy: v.accuracy,
-          final_val_sensitivity: v.sensitivity,
-          final_val_specificity: v.specificity,
-        }, history.length);
-      }
-      await tracker.end("FINISHED");
-    }
-    status.status = "finished";
-    status.finishedAt = new Date().toISOString();
-    await writeJson(join(runDir, "run.json"), status);
-    return { runId, runDir, history, evaluation, skipped: false };
-  } catch (e) {
-    if (!(e instanceof TrainingAborted)) {
-      status.status = "failed";
-      status.error = (e as Error).message;
-      await writeJson(join(runDir, "run.json"), status).catch(() => {});
-      await tracker?.end("FAILED").catch(() => {});
-    }
-    throw e;
-  }
-}
-
-/** model/model.json + model/weights.bin: the tfjs-layers model of tail + head (trained). */
-async function saveTfjsModel(
-  full: ReturnType<typeof withHead>,
-  inputs: string[],
-  weights: NetWeights,
-  dir: string,
-): Promise<void> {
-  const spec = subgraph(full, inputs, ["head_dense"]);
-  const model = buildTfModel(spec, weights, { trainable: false });
-  try {
-    await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      const { weightData, ...rest } = artifacts;
-      const bytes = weightData instanceof ArrayBuffer
-        ? new Uint8Array(weightData)
-        : new Uint8Array(await new Blob(weightData as ArrayBuffer[]).arrayBuffer());
-      await Deno.writeFile(join(dir, "weights.bin"), bytes);
-      await writeJson(join(dir, "model.json"), {
-        modelTopology: rest.modelTopology,
-        format: rest.format ?? "layers-model",
-        generatedBy: rest.generatedBy,
-        convertedBy: rest.convertedBy ?? null,
-        weightsManifest: [{ paths: ["weights.bin"], weights: rest.weightSpecs }],
-      });
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-    }));
-  } finally {
-    model.dispose();
-  }
-}
-
-export { NET_INFO };

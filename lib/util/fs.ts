@@ -16,6 +16,51 @@ export async function readJson<T>(path: string): Promise<T> {
   }
 }
 
+/**
+ * Replaces `path` atomically: `write` fills a temporary file beside it, which is then renamed
+ * over `path` (atomic on one filesystem), so a crash leaves the old file or the new one, never
+ * half of one. The temporary is removed when `write` or the rename fails.
+ */
+export async function replaceAtomically(
+  path: string,
+  write: (tmp: string) => Promise<void> | void,
+): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await write(tmp);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes bytes or text to `path` atomically (see `replaceAtomically`). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await replaceAtomically(
+    path,
+    (tmp) => typeof data === "string" ? Deno.writeTextFile(tmp, data) : Deno.writeFile(tmp, data),
+  );
+}
+
+/** Writes `value` as JSON (+ newline) atomically; `indent` as in JSON.stringify (default none). */
+export async function writeJsonAtomic(
+  path: string,
+  value: unknown,
+  indent?: number,
+): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, null, indent) + "\n");
+}
+
+/** `readJson`, or null when the file is missing or unreadable (a fresh start, not an error). */
+export async function readJsonOrNull<T>(path: string): Promise<T | null> {
+  try {
+    return await readJson<T>(path);
+  } catch {
+    return null;
+  }
+}
+
 /** `Deno.stat`, or null when nothing is there (other errors, e.g. permissions, still throw). */
 export async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {

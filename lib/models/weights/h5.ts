@@ -17,6 +17,7 @@ import type { File as H5File, Group } from "h5wasm/node";
 import { resolve } from "node:path";
 import type { NetWeights, WeightKind, WeightTensor } from "../spec.ts";
 import type { WeightLayout } from "../layout.ts";
+import { replaceAtomically } from "../../util/fs.ts";
 
 /** Keras' HDF5_OBJECT_HEADER_LIMIT: attributes larger than this are split into chunks. */
 export const HDF5_OBJECT_HEADER_LIMIT = 64512;
@@ -372,7 +373,7 @@ function ensureGroup(root: Group, path: string): Group {
 
 /**
  * Writes `weights` in the Keras 2 legacy `save_weights` layout (readable by Keras'
- * `model.load_weights` and by `readKerasH5`). Writes `<path>.tmp` and renames it.
+ * `model.load_weights` and by `readKerasH5`), atomically (temporary file, then rename).
  */
 export async function writeKerasH5(
   path: string,
@@ -380,44 +381,44 @@ export async function writeKerasH5(
   weights: NetWeights,
   options: WriteKerasH5Options = {},
 ): Promise<void> {
-  const abs = resolve(path);
-  const tmp = `${abs}.tmp`;
   const weightName = options.weightName ?? ((layer, kind) => `${layer}/${kind}:0`);
   await ready();
-  const file = new h5wasm.File(tmp, "w");
-  try {
-    writeStringAttribute(file, "layer_names", layout.map((e) => e.layer), options.attributeLimit);
-    file.create_attribute("backend", options.backend ?? "tensorflow");
-    file.create_attribute("keras_version", options.kerasVersion ?? "2.2.4");
-    for (const entry of layout) {
-      const group = ensureGroup(file, entry.layer);
-      const names = entry.weights.map((w, i) => weightName(entry.layer, w.kind, i));
-      writeStringAttribute(group, "weight_names", names, options.attributeLimit);
-      entry.weights.forEach((w, i) => {
-        const tensor = weights.get(entry.layer)?.[w.kind];
-        if (!tensor) throw new Error(`writeKerasH5: layer ${entry.layer} has no ${w.kind} weight`);
-        const size = w.shape.reduce((a, b) => a * b, 1);
-        if (tensor.data.length !== size) {
-          throw new Error(
-            `writeKerasH5: layer ${entry.layer} ${w.kind} has ${tensor.data.length} values, ` +
-              `layout shape ${formatShape(w.shape)} needs ${size}`,
-          );
-        }
-        const parts = names[i].split("/");
-        const parent = parts.length > 1 ? ensureGroup(group, parts.slice(0, -1).join("/")) : group;
-        parent.create_dataset({
-          name: parts.at(-1)!,
-          data: tensor.data,
-          shape: w.shape,
-          dtype: "<f",
+  await replaceAtomically(resolve(path), (tmp) => {
+    const file = new h5wasm.File(tmp, "w");
+    try {
+      writeStringAttribute(file, "layer_names", layout.map((e) => e.layer), options.attributeLimit);
+      file.create_attribute("backend", options.backend ?? "tensorflow");
+      file.create_attribute("keras_version", options.kerasVersion ?? "2.2.4");
+      for (const entry of layout) {
+        const group = ensureGroup(file, entry.layer);
+        const names = entry.weights.map((w, i) => weightName(entry.layer, w.kind, i));
+        writeStringAttribute(group, "weight_names", names, options.attributeLimit);
+        entry.weights.forEach((w, i) => {
+          const tensor = weights.get(entry.layer)?.[w.kind];
+          if (!tensor) {
+            throw new Error(`writeKerasH5: layer ${entry.layer} has no ${w.kind} weight`);
+          }
+          const size = w.shape.reduce((a, b) => a * b, 1);
+          if (tensor.data.length !== size) {
+            throw new Error(
+              `writeKerasH5: layer ${entry.layer} ${w.kind} has ${tensor.data.length} values, ` +
+                `layout shape ${formatShape(w.shape)} needs ${size}`,
+            );
+          }
+          const parts = names[i].split("/");
+          const parent = parts.length > 1
+            ? ensureGroup(group, parts.slice(0, -1).join("/"))
+            : group;
+          parent.create_dataset({
+            name: parts.at(-1)!,
+            data: tensor.data,
+            shape: w.shape,
+            dtype: "<f",
+          });
         });
-      });
+      }
+    } finally {
+      file.close();
     }
-  } catch (error) {
-    file.close();
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
-  file.close();
-  await Deno.rename(tmp, abs);
+  });
 }

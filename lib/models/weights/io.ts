@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { NetWeights, WeightKind, WeightTensor } from "../spec.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../../util/fs.ts";
 
 interface ManifestEntry {
   layer: string;
@@ -46,10 +47,9 @@ export async function saveWeights(path: string, weights: NetWeights): Promise<vo
     md5,
     tensors,
   };
-  await Deno.writeFile(`${path}.bin.tmp`, bytes);
-  await Deno.writeTextFile(`${path}.json.tmp`, JSON.stringify(manifest, null, 1) + "\n");
-  await Deno.rename(`${path}.bin.tmp`, `${path}.bin`);
-  await Deno.rename(`${path}.json.tmp`, `${path}.json`);
+  // The manifest last: a `.json` always describes a whole `.bin`.
+  await writeFileAtomic(`${path}.bin`, bytes);
+  await writeJsonAtomic(`${path}.json`, manifest, 1);
 }
 
 /** Loads weights saved by `saveWeights`; a missing, short or altered `.bin` is a clear error. */

@@ -1,0 +1,150 @@
+/**
+ * The run folder, `outputs/runs/<run-id>/`: the one place that knows its file names, its status
+ * record and how its JSON files are read and (atomically) written.
+ *
+ *   run.json                 status (RunStatus): running | finished | failed, phase, epoch, MLflow id
+ *   config.json              the resolved configuration, weights (md5), split counts, backend
+ *   history.json             EpochRecord per finished epoch (all phases)
+ *   checkpoints/             last / best / phase1 weights + `<name>.state.json` (resume)
+ *   predictions-<split>.json probabilities per image (val, test, ext-...)
+ *   evaluation.json          metrics at the validation-chosen threshold
+ *   model/                   trained.{json,bin} (tail + folded head), model.json + weights.bin (tfjs)
+ *   classifier.onnx/.json    the exported classifier, gradcam_tail.{json,bin}
+ *   charts/, gradcam/        figures
+ */
+import { basename, join } from "node:path";
+import { readJsonOrNull, writeJsonAtomic } from "../util/fs.ts";
+import { runsDir } from "../util/paths.ts";
+import type { EpochRecord, HistoryFile } from "./history.ts";
+
+export const STATUS_FILE = "run.json";
+export const CONFIG_FILE = "config.json";
+export const HISTORY_FILE = "history.json";
+export const EVALUATION_FILE = "evaluation.json";
+export const CLASSIFIER_ONNX_FILE = "classifier.onnx";
+export const CLASSIFIER_META_FILE = "classifier.json";
+/** The tfjs-layers model in model/: topology + manifest, and its weights (named in the manifest). */
+export const TFJS_MODEL_FILE = "model.json";
+export const TFJS_WEIGHTS_FILE = "weights.bin";
+/** Weights of the layers from the Grad-CAM layer to head_dense (models/weights/io.ts format). */
+export const GRADCAM_TAIL_STEM = "gradcam_tail";
+
+/** Lifecycle of a run (run.json). */
+export type RunState = "running" | "finished" | "failed";
+
+/** run.json. */
+export interface RunStatus {
+  status: RunState;
+  phase: number;
+  /** Global epoch of the last finished epoch. */
+  epoch: number;
+  mlflowRunId?: string;
+  startedAt: string;
+  finishedAt?: string;
+  error?: string;
+}
+
+/** `predictions-<split>.json` of a split key ("val", "test", "ext-foo-test"). */
+export function predictionsFileName(split: string): string {
+  return `predictions-${split}.json`;
+}
+
+/** Whether `name` is a `predictions-<split>.json` file name. */
+export function isPredictionsFileName(name: string): boolean {
+  return /^predictions-.+\.json$/.test(name);
+}
+
+/** `predictions-test.json` -> "test"; `predictions-ext-foo-test.json` -> "ext-foo-test". */
+export function splitKeyOf(path: string): string {
+  const m = /^predictions-(.+)\.json$/.exec(basename(path));
+  if (!m) throw new Error(`${path} is not a predictions-<split>.json file`);
+  return m[1];
+}
+
+/** Files of checkpoint `name` in `dir`: weights stem (`.json` + `.bin`) and resume state. */
+export function checkpointFiles(dir: string, name: string): { weights: string; state: string } {
+  return { weights: join(dir, name), state: join(dir, `${name}.state.json`) };
+}
+
+/** Paths inside one run folder, and its JSON reads and atomic writes. */
+export class RunFolder {
+  constructor(readonly dir: string) {}
+
+  /** The folder of run `runId` under `root` (default outputs/runs). */
+  static of(runId: string, root: string = runsDir()): RunFolder {
+    return new RunFolder(join(root, runId));
+  }
+
+  get statusPath(): string {
+    return join(this.dir, STATUS_FILE);
+  }
+  get configPath(): string {
+    return join(this.dir, CONFIG_FILE);
+  }
+  get historyPath(): string {
+    return join(this.dir, HISTORY_FILE);
+  }
+  get evaluationPath(): string {
+    return join(this.dir, EVALUATION_FILE);
+  }
+  get classifierOnnxPath(): string {
+    return join(this.dir, CLASSIFIER_ONNX_FILE);
+  }
+  get classifierMetaPath(): string {
+    return join(this.dir, CLASSIFIER_META_FILE);
+  }
+  get checkpointsDir(): string {
+    return join(this.dir, "checkpoints");
+  }
+  /** Trained tfjs model (model.json + weights.bin) and `trained` weights. */
+  get modelDir(): string {
+    return join(this.dir, "model");
+  }
+  /** Stem of the trained weights (tail + folded head), models/weights/io.ts format. */
+  get trainedWeightsStem(): string {
+    return join(this.modelDir, "trained");
+  }
+  get tfjsModelPath(): string {
+    return join(this.modelDir, TFJS_MODEL_FILE);
+  }
+  get tfjsWeightsPath(): string {
+    return join(this.modelDir, TFJS_WEIGHTS_FILE);
+  }
+  get chartsDir(): string {
+    return join(this.dir, "charts");
+  }
+  get gradcamDir(): string {
+    return join(this.dir, "gradcam");
+  }
+  predictionsPath(split: string): string {
+    return join(this.dir, predictionsFileName(split));
+  }
+
+  /** run.json, or null when the run never started (or the file is unreadable). */
+  readStatus(): Promise<RunStatus | null> {
+    return readJsonOrNull<RunStatus>(this.statusPath);
+  }
+  writeStatus(status: RunStatus): Promise<void> {
+    return writeJsonAtomic(this.statusPath, status, 1);
+  }
+  /** history.json's epochs, or null when there is none yet. */
+  async readHistory(): Promise<EpochRecord[] | null> {
+    return (await readJsonOrNull<HistoryFile>(this.historyPath))?.epochs ?? null;
+  }
+  writeHistory(epochs: EpochRecord[]): Promise<void> {
+    return writeJsonAtomic(this.historyPath, { epochs } satisfies HistoryFile, 1);
+  }
+  writeConfig(config: unknown): Promise<void> {
+    return writeJsonAtomic(this.configPath, config, 1);
+  }
+  /** evaluation.json (typed by lib/evaluation), or null when absent. */
+  readEvaluation<T>(): Promise<T | null> {
+    return readJsonOrNull<T>(this.evaluationPath);
+  }
+  writeEvaluation(evaluation: unknown): Promise<void> {
+    return writeJsonAtomic(this.evaluationPath, evaluation, 2);
+  }
+  writePredictions(split: string, file: unknown): Promise<void> {
+    return writeJsonAtomic(this.predictionsPath(split), file, 1);
+  }
+}
