@@ -27,7 +27,7 @@ import { balancedClassWeights } from "./metrics.ts";
 import type { ImageItem, SplitName } from "../data/dataset.ts";
 import { scanDataset } from "../data/dataset.ts";
 import { makeSplits, type Splits } from "../data/splits.ts";
-import { cutAt, inferShapes, type MultiOutputSpec } from "../models/graph.ts";
+import { cutAt, inferShapes, type MultiOutputSpec, type Shape } from "../models/graph.ts";
 import { withHead } from "../models/head.ts";
 import { weightLayout } from "../models/layout.ts";
 import { getNetSpec } from "../models/registry.ts";
@@ -133,8 +133,8 @@ export interface Cut {
   frontier: string[];
   /** Layers whose activations are cached: the pooled features, then the frontier. */
   outputs: string[];
-  /** Per output, its shape without the batch dimension. */
-  shapes: { layer: string; shape: number[] }[];
+  /** Per output, its shape without the batch dimension (null: unknown). */
+  shapes: { layer: string; shape: Shape }[];
   /** The trainable tail (frontier -> net output); null without phase 2. */
   tail: MultiOutputSpec | null;
 }
