@@ -157,7 +157,8 @@ Deno.test({
         (await readJson(join(run, "thresholds.json"))).profiles["site:bright"].value,
         p.value,
       );
-      // Two external folders both called chest_xray: two keys (content hashes), no overwrite.
+      // Two external folders both called chest_xray: two keys, no overwrite. Unnamed, a set
+      // already stored (site-a, by calibrate) keeps its key; a new one gets its content hash.
       for (const dir of [site, other]) {
         assert.deepEqual(
           await evaluate(["--run", run, "--data", dir, "--iterations", "50", "--no-charts"]),
@@ -165,8 +166,9 @@ Deno.test({
         );
       }
       const ev = await readJson(join(run, "evaluation.json"));
-      const ext = Object.keys(ev.splits).filter((k) => /^ext-[0-9a-f]{12}$/.test(k));
+      const ext = Object.keys(ev.splits).filter((k) => k.startsWith("ext-"));
       assert.deepEqual(ext.length, 2, Object.keys(ev.splits).join(", "));
+      assert.ok(ext.includes("ext-site-bright") && ext.some((k) => /^ext-[0-9a-f]{12}$/.test(k)));
       assert.deepEqual(ext.map((k) => ev.splits[k].metrics.n).sort(), [10, 12]);
       const prov = ev.splits[ext[0]].source;
       assert.ok(prov.dataRoot && /^[0-9a-f]{64}$/.test(prov.sha256) && prov.counts.n > 0);

@@ -11,7 +11,9 @@ import { buildEnsemble } from "../ensemble/build.ts";
 import { ENSEMBLE_COMBINES, type EnsembleCombine } from "../inference/ensemble.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { main as downloadDataset } from "./data_download.ts";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { predictExternalSet } from "../evaluation/predict.ts";
+import { evaluateRun } from "../evaluation/evaluate.ts";
 import { exists, isDirectory } from "../util/fs.ts";
 import { fitGuard, GUARD_FILE } from "../inference/guard.ts";
 import { logToRunMlflow } from "../tracking/run_log.ts";
@@ -40,6 +42,20 @@ async function logReportToRuns(runDirs: string[], files: string[]): Promise<void
   }
 }
 
+/** `--external [NAME=]DIR`: a name when the part before "=" is one and DIR exists beside it. */
+function parseExternal(arg: string): { name?: string; dir: string } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$/.exec(arg);
+  return m && !isDirectorySync(arg) ? { name: m[1], dir: m[2] } : { dir: arg };
+}
+
+function isDirectorySync(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The main job must work on a fresh machine: when the default dataset folder is missing, get
  * it (data:download) first. A folder named by --data must exist: that is the user's mistake.
@@ -59,6 +75,9 @@ const USAGE = `usage: deno task train-all [options]   (trains ${NET_NAMES.join("
 ${COMMON_USAGE}
   --ensemble-combine prob|logit   mean of member probabilities (default) or of their logits
   --no-ensemble               stop after the nets
+  --external [NAME=]DIR       also evaluate every net (and the ensemble) on this labelled
+                              folder (Kaggle layout, NORMAL/PNEUMONIA folders, or labels.csv);
+                              repeatable; key NAME or the set's content hash
   --unfreeze-from applies to every net that fine-tunes; finished runs are skipped.`;
 
 export async function main(args: string[]): Promise<number> {
@@ -67,8 +86,10 @@ export async function main(args: string[]): Promise<number> {
     ...COMMON_OPTIONS,
     "ensemble-combine": { type: "string" },
     "no-ensemble": { type: "boolean" },
+    external: { type: "string", multiple: true },
   }, cli);
   if (typeof parsed === "number") return parsed;
+  const externals = ((parsed as { external?: string[] }).external ?? []).map(parseExternal);
   const v = parsed as Record<string, string | boolean | undefined>;
   let configs;
   try {
@@ -109,6 +130,20 @@ export async function main(args: string[]): Promise<number> {
       await writeGradcamExamples(dir, { perCase: 2 });
     } catch (e) {
       console.error(`train-all: no Grad-CAM examples for ${dir}: ${(e as Error).message}`);
+    }
+  }
+  // External sets before the ensemble, which combines every split all members have.
+  for (const ext of externals) {
+    for (const dir of runDirs) {
+      try {
+        const r = await predictExternalSet(dir, ext.dir, { name: ext.name, reuse: true });
+        console.error(`train-all: ${basename(dir)}: external set ${r.key} (${r.predicted} images)`);
+        await evaluateRun(dir);
+      } catch (e) {
+        console.error(
+          `train-all: external set ${ext.dir} not evaluated for ${dir}: ${(e as Error).message}`,
+        );
+      }
     }
   }
   // The ensemble of the nets just trained: a model of its own, thresholded on validation only.

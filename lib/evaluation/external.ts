@@ -7,7 +7,7 @@
 import { join, resolve } from "node:path";
 import { sha256Hex } from "../data/images.ts";
 import { type LabelledItem, type LabelledSet, setHash } from "../data/labelled.ts";
-import { loadPredictions, type PredictionsSource } from "./evaluate.ts";
+import { listPredictionFiles, loadPredictions, type PredictionsSource } from "./evaluate.ts";
 import { exists } from "../util/fs.ts";
 
 /** Split key of an external set: `ext-<slug of name>`. */
@@ -50,7 +50,8 @@ export async function externalTarget(
   opts: { name?: string; replace?: boolean } = {},
 ): Promise<ExternalTarget> {
   const sha256 = setHash(hashed);
-  const name = opts.name ?? sha256.slice(0, 12);
+  // Unnamed: the key this very set is already stored under, if any, else its hash prefix.
+  const name = opts.name ?? await storedName(runDir, sha256) ?? sha256.slice(0, 12);
   const key = externalKey(name);
   const path = join(runDir, `predictions-${key}.json`);
   if (!opts.replace && (await exists(path))) {
@@ -64,6 +65,15 @@ export async function externalTarget(
     }
   }
   return { key, name, sha256, path };
+}
+
+async function storedName(runDir: string, sha256: string): Promise<string | undefined> {
+  for (const [key, path] of Object.entries(await listPredictionFiles(runDir))) {
+    if (!key.startsWith("ext-")) continue;
+    const src = (await loadPredictions(path)).source;
+    if (src?.sha256 === sha256) return src.name ?? key.slice(4);
+  }
+  return undefined;
 }
 
 /** Provenance stored in the predictions file of an external set. */

@@ -192,6 +192,8 @@ export async function predictExternalSet(
     labels?: string;
     name?: string;
     replace?: boolean;
+    /** Keep stored predictions of this very set (same key and content hash). */
+    reuse?: boolean;
     limit?: number;
     batchSize?: number;
     quiet?: boolean;
@@ -203,6 +205,10 @@ export async function predictExternalSet(
   const items = opts.limit ? stratifiedLimit(set.items, opts.limit) : set.items;
   const hashed = await hashItems(items);
   const target = await externalTarget(runDir, set, hashed, opts);
+  if (opts.reuse && !opts.replace && (await exists(target.path))) {
+    const n = (await loadPredictions(target.path)).items.length;
+    return { key: target.key, path: target.path, predicted: n, failed: 0 };
+  }
   console.error(`predicting ${items.length} images of ${set.root} as ${target.key}`);
   const { predictions, failed } = await predictItems(runDir, items, {
     batchSize: opts.batchSize,

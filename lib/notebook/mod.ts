@@ -22,6 +22,7 @@ export {
   trainingCurvesView,
 } from "./steps.ts";
 export type { DataOverview, NotebookSettings } from "./steps.ts";
+export { robustnessView, type RobustnessViewOptions } from "./robustness.ts";
 export { html, imageGrid, markdown, png, show, table } from "./display.ts";
 export type { Displayable } from "./display.ts";
 
