@@ -86,7 +86,7 @@ Deno.test("shifts: blur, JPEG and down-up resampling lose detail, more with seve
   let last = sharpEdge;
   for (const sev of [1, 2, 3] as const) {
     const e = edge(await applyShift(img, suiteShift("blur", sev)));
-    assert.ok(e < last, `blur severity ${sev}: edge e not below ${last}`);
+    assert.ok(e < last, `blur severity ${sev}: edge ${e} not below ${last}`);
     last = e;
   }
   const err = (a: Pixels) => a.reduce((s, v, i) => s + Math.abs(v - img[i]), 0) / a.length;

@@ -3,7 +3,7 @@
  * (`threshold.profile`), `?threshold=site:<name>` switches it per request, `serve --threshold`
  * (defaultThreshold) sets the default, and an unknown profile is a clear 400.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import sharp from "sharp";
 import type { Classifier } from "../lib/inference/classifier.ts";
 import { type RunningServer, startServer } from "../lib/serving/server.ts";
@@ -74,44 +74,44 @@ Deno.test({
         });
         try {
           const models: Json = await (await fetch(`${server.url}/v1/models`)).json();
-          assertEquals(models.models[0].thresholdProfiles, ["validation", "site:low"]);
-          assertEquals(models.models[1].thresholdProfiles, ["validation"]);
+          assert.deepEqual(models.models[0].thresholdProfiles, ["validation", "site:low"]);
+          assert.deepEqual(models.models[1].thresholdProfiles, ["validation"]);
           // Default: validation (0.5 -> NORMAL), or site:low where the model has it (0.3 -> PNEUMONIA).
           const [st, body] = await post(server, "?force=true");
-          assertEquals(st, 200, JSON.stringify(body));
+          assert.deepEqual(st, 200, JSON.stringify(body));
           const [cal, plain] = body.results;
           if (!defaultThreshold) {
-            assertEquals([cal.label, cal.threshold.profile, cal.threshold.value], [
+            assert.deepEqual([cal.label, cal.threshold.profile, cal.threshold.value], [
               "NORMAL",
               "validation",
               0.5,
             ]);
           } else {
-            assertEquals([cal.label, cal.threshold.profile, cal.threshold.value], [
+            assert.deepEqual([cal.label, cal.threshold.profile, cal.threshold.value], [
               "PNEUMONIA",
               "site:low",
               0.3,
             ]);
-            assertEquals(cal.threshold.site.n, 200);
+            assert.deepEqual(cal.threshold.site.n, 200);
           }
-          assertEquals([plain.label, plain.threshold.profile], ["NORMAL", "validation"]);
+          assert.deepEqual([plain.label, plain.threshold.profile], ["NORMAL", "validation"]);
           // Per request.
           const [s2, b2] = await post(server, "?model=calibrated&threshold=site:low&force=true");
-          assertEquals(s2, 200, JSON.stringify(b2));
-          assertEquals([b2.results[0].label, b2.results[0].threshold.profile], [
+          assert.deepEqual(s2, 200, JSON.stringify(b2));
+          assert.deepEqual([b2.results[0].label, b2.results[0].threshold.profile], [
             "PNEUMONIA",
             "site:low",
           ]);
           const [s3, b3] = await post(server, "?model=calibrated&threshold=validation&force=true");
-          assertEquals([s3, b3.results[0].threshold.profile, b3.results[0].label], [
+          assert.deepEqual([s3, b3.results[0].threshold.profile, b3.results[0].label], [
             200,
             "validation",
             "NORMAL",
           ]);
           // A profile a selected model lacks: 400 naming what it has.
           const [s4, b4] = await post(server, "?threshold=site:low&force=true");
-          assertEquals([s4, b4.error.code], [400, "unknown_threshold_profile"]);
-          assert(b4.error.message.includes("plain") && b4.error.message.includes("validation"));
+          assert.deepEqual([s4, b4.error.code], [400, "unknown_threshold_profile"]);
+          assert.ok(b4.error.message.includes("plain") && b4.error.message.includes("validation"));
         } finally {
           await server.close();
         }

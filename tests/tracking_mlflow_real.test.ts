@@ -2,7 +2,7 @@
  * cxr against a real MLflow 2.17.2 server and Python client (tests/mlflow_real.ts): one
  * server (basic-auth app, file store) shared by the steps, each read back with MlflowClient.
  */
-import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   freePort,
@@ -77,7 +77,7 @@ async function allText(dir: string): Promise<string> {
 /** Asserts each metric key has exactly the steps given, each once. */
 function assertStepsOnce(run: RunView, keys: string[], steps: number[]): void {
   for (const k of keys) {
-    assertEquals(run.metrics[k]?.map((m) => m[0]), steps, `${k}: steps logged once each`);
+    assert.deepEqual(run.metrics[k]?.map((m) => m[0]), steps, `${k}: steps logged once each`);
   }
 }
 
@@ -138,14 +138,14 @@ Deno.test({
           );
           trainedRunDir = result.runDir;
           const status = JSON.parse(await Deno.readTextFile(join(result.runDir, "run.json")));
-          assertEquals(status.status, "finished");
+          assert.deepEqual(status.status, "finished");
           const run = await readRun(srv.url, status.mlflowRunId, AUTH_ENV);
-          assertEquals(run.status, "FINISHED");
-          assertEquals(run.experiment, "cxr");
-          assertEquals(run.run_name, result.runId);
-          assertEquals(run.params.net, "densenet121");
-          assertEquals(run.params.phase1_epochs, "2");
-          assertEquals(
+          assert.deepEqual(run.status, "FINISHED");
+          assert.deepEqual(run.experiment, "cxr");
+          assert.deepEqual(run.run_name, result.runId);
+          assert.deepEqual(run.params.net, "densenet121");
+          assert.deepEqual(run.params.phase1_epochs, "2");
+          assert.deepEqual(
             run.params.n_train,
             String(
               JSON.parse(
@@ -153,29 +153,32 @@ Deno.test({
               ).split.counts.train,
             ),
           );
-          assertEquals(run.tags["cxr.net"], "densenet121");
-          assertEquals(run.tags["mlflow.runName"], result.runId);
+          assert.deepEqual(run.tags["cxr.net"], "densenet121");
+          assert.deepEqual(run.tags["mlflow.runName"], result.runId);
           assertStepsOnce(run, ["loss", "val_auc", "val_loss", "lr", "phase"], [1, 2, 3]);
-          assertEquals(
+          assert.deepEqual(
             run.metrics.phase.map((m) => m[2]),
             [1, 1, 2],
           );
-          assertEquals(run.metrics.final_val_auc.length, 1);
+          assert.deepEqual(run.metrics.final_val_auc.length, 1);
           for (const f of ["config.json", "history.json", "evaluation.json", "model/MLmodel"]) {
-            assert(run.files.includes(f), `${f} in ${run.files.join(", ")}`);
+            assert.ok(run.files.includes(f), `${f} in ${run.files.join(", ")}`);
           }
-          assert(run.files.some((f) => f.startsWith("charts/")));
-          assert(run.files.includes("model/model.onnx"));
-          assertEquals(run.model!.loader, "mlflow.onnx");
-          assertEquals(run.model!.run_id, run.run_id);
-          assertEquals(run.model!.inputs, ["image"]);
+          assert.ok(run.files.some((f) => f.startsWith("charts/")));
+          assert.ok(run.files.includes("model/model.onnx"));
+          assert.deepEqual(run.model!.loader, "mlflow.onnx");
+          assert.deepEqual(run.model!.run_id, run.run_id);
+          assert.deepEqual(run.model!.inputs, ["image"]);
           // nothing untrue: cxr is not MLflow 2.16.0 and pinned no Python
-          assertEquals(run.model!.mlflow_version, null);
-          assertEquals(run.model!.python_version, null);
+          assert.deepEqual(run.model!.mlflow_version, null);
+          assert.deepEqual(run.model!.python_version, null);
           // the password appears nowhere: run folder, tags, logs, spool
-          assert(!(await allText(result.runDir)).includes(PASSWORD), "password in the run folder");
-          assert(!JSON.stringify(run.tags).includes(PASSWORD), "password in a tag");
-          assert(!lines.join("\n").includes(PASSWORD), "password in the log");
+          assert.ok(
+            !(await allText(result.runDir)).includes(PASSWORD),
+            "password in the run folder",
+          );
+          assert.ok(!JSON.stringify(run.tags).includes(PASSWORD), "password in a tag");
+          assert.ok(!lines.join("\n").includes(PASSWORD), "password in the log");
         },
       );
 
@@ -193,30 +196,30 @@ Deno.test({
           await tracker.logOnnxModel(onnx, "model", { outputs: { head_dense: "probability" } });
           await tracker.end("FINISHED");
           const run = await readRun(`file://${root}`, tracker.runId);
-          assertEquals(run.status, "FINISHED");
-          assertEquals(run.params, { lr: "0.001", "optimizer:name": "adam" });
-          assertEquals(run.metrics.loss, [[1, 1000, 0.5], [2, 2000, "Infinity"]]);
-          assertEquals(run.metrics["précision"], [[1, 1000, 0.9]]);
-          assertEquals(run.metrics.weird, [[1, 1000, "NaN"], [2, 2000, "-Infinity"]]);
-          assertEquals(run.tags["cxr.net"], "densenet121");
-          assert(run.files.includes("history.json"));
-          assertEquals(run.model!.outputs, ["probability"]);
-          assertEquals(run.model!.inputs, ["image"]);
+          assert.deepEqual(run.status, "FINISHED");
+          assert.deepEqual(run.params, { lr: "0.001", "optimizer:name": "adam" });
+          assert.deepEqual(run.metrics.loss, [[1, 1000, 0.5], [2, 2000, "Infinity"]]);
+          assert.deepEqual(run.metrics["précision"], [[1, 1000, 0.9]]);
+          assert.deepEqual(run.metrics.weird, [[1, 1000, "NaN"], [2, 2000, "-Infinity"]]);
+          assert.deepEqual(run.tags["cxr.net"], "densenet121");
+          assert.ok(run.files.includes("history.json"));
+          assert.deepEqual(run.model!.outputs, ["probability"]);
+          assert.deepEqual(run.model!.inputs, ["image"]);
           // the exported graph: one output, equal to the classifier's probability
           const served = await openSession(join(tracker.run.runDir, "artifacts/model/model.onnx"), {
             threads: 1,
           });
           const full = await openSession(onnx, { threads: 1 });
           try {
-            assertEquals([...served.outputNames], ["probability"]);
+            assert.deepEqual([...served.outputNames], ["probability"]);
             const image = {
               data: new Float32Array(224 * 224 * 3).fill(120),
               shape: [1, 224, 224, 3],
             };
             const a = await served.run({ image });
             const b = await full.run({ image }, ["head_dense"]);
-            assertEquals(a.probability.shape, [1, 1]);
-            assertEquals(a.probability.data[0], b.head_dense.data[0]);
+            assert.deepEqual(a.probability.shape, [1, 1]);
+            assert.deepEqual(a.probability.data[0], b.head_dense.data[0]);
           } finally {
             await served.close();
             await full.close();
@@ -240,18 +243,18 @@ Deno.test({
         await tracker.logMetrics({ a: NaN, b: Infinity, c: -Infinity, d: 1.5 }, 1, 111);
         await tracker.end("FINISHED");
         const records = await Deno.readTextFile(join(tracker.spool.dir, "records.jsonl"));
-        assertStringIncludes(records, '"value":"NaN"');
-        assertStringIncludes(records, '"value":"-Infinity"');
+        assert.ok(records.includes('"value":"NaN"'), records);
+        assert.ok(records.includes('"value":"-Infinity"'), records);
         // delivered later to another server (the real one): a new run with every record
         const out: string[] = [];
         const code = await withEnv(
           AUTH_ENV,
           () => syncMain(["--spool", root, "--uri", srv.url], (s) => out.push(s)),
         );
-        assertEquals(code, 0, out.join("\n"));
+        assert.deepEqual(code, 0, out.join("\n"));
         const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
         const run = await readRun(srv.url, runId, AUTH_ENV);
-        assertEquals(run.metrics, {
+        assert.deepEqual(run.metrics, {
           a: [[1, 111, "NaN"]],
           b: [[1, 111, "Infinity"]],
           c: [[1, 111, "-Infinity"]],
@@ -284,13 +287,13 @@ Deno.test({
             await tracker.logArtifact(report);
             await Deno.writeTextFile(report, "# changed later");
             await tracker.end("FINISHED");
-            assert(tracker.pending >= 6, `pending ${tracker.pending}`);
+            assert.ok(tracker.pending >= 6, `pending ${tracker.pending}`);
             const state = await Deno.readTextFile(join(tracker.spool.dir, "state.json"));
-            assert(!state.includes(PASSWORD), "password in state.json");
-            assertStringIncludes(state, srv.url);
+            assert.ok(!state.includes(PASSWORD), "password in state.json");
+            assert.ok(state.includes(srv.url), state);
           });
-          assert(!lines.join("\n").includes(PASSWORD), "password in the log");
-          assert(lines.some((l) => l.includes("mlflow:sync")));
+          assert.ok(!lines.join("\n").includes(PASSWORD), "password in the log");
+          assert.ok(lines.some((l) => l.includes("mlflow:sync")));
           await srv.start();
           // credentials from MLFLOW_TRACKING_URI (same server), never printed
           const out: string[] = [];
@@ -298,14 +301,14 @@ Deno.test({
             { MLFLOW_TRACKING_URI: uri, MLFLOW_TRACKING_USERNAME: undefined },
             () => syncMain(["--spool", root], (s) => out.push(s)),
           );
-          assertEquals(code, 0, out.join("\n"));
-          assert(!out.join("\n").includes(PASSWORD), "password in mlflow:sync output");
+          assert.deepEqual(code, 0, out.join("\n"));
+          assert.ok(!out.join("\n").includes(PASSWORD), "password in mlflow:sync output");
           const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
           const run = await readRun(srv.url, runId, AUTH_ENV);
-          assertEquals(run.status, "FINISHED");
+          assert.deepEqual(run.status, "FINISHED");
           assertStepsOnce(run, ["loss"], [1, 2, 3, 4, 5, 6]);
-          assert(run.files.includes("report.md"));
-          assertEquals(await exists(root) && [...Deno.readDirSync(root)].length, 0);
+          assert.ok(run.files.includes("report.md"));
+          assert.deepEqual(await exists(root) && [...Deno.readDirSync(root)].length, 0);
         },
       );
 
@@ -325,13 +328,13 @@ Deno.test({
         });
         await tracker.logMetrics({ loss: 1 }, 1, 5);
         await tracker.end("FINISHED");
-        assertEquals(tracker.pending, 2);
-        assertStringIncludes(logs.join("\n"), "401");
+        assert.deepEqual(tracker.pending, 2);
+        assert.ok(logs.join("\n").includes("401"), logs.join("\n"));
         const out: string[] = [];
         const code = await withEnv(AUTH_ENV, () => syncMain(["--spool", root], (s) => out.push(s)));
-        assertEquals(code, 0, out.join("\n"));
+        assert.deepEqual(code, 0, out.join("\n"));
         const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
-        assertEquals((await readRun(srv.url, runId, AUTH_ENV)).metrics.loss, [[1, 5, 1]]);
+        assert.deepEqual((await readRun(srv.url, runId, AUTH_ENV)).metrics.loss, [[1, 5, 1]]);
       });
 
       await t.step("a log-batch whose answer is lost is not duplicated", async () => {
@@ -361,9 +364,9 @@ Deno.test({
             log: quiet,
           });
           const run = await readRun(srv.url, tracker.runId, AUTH_ENV);
-          assertEquals(run.metrics.loss, [[1, 100, 0.9], [2, 200, 0.7], [3, 300, 0.5]]);
-          assertEquals(run.status, "FINISHED");
-          assertEquals(proxy.requests.filter((r) => r.path.endsWith("log-batch")).length, 3);
+          assert.deepEqual(run.metrics.loss, [[1, 100, 0.9], [2, 200, 0.7], [3, 300, 0.5]]);
+          assert.deepEqual(run.status, "FINISHED");
+          assert.deepEqual(proxy.requests.filter((r) => r.path.endsWith("log-batch")).length, 3);
         } finally {
           await proxy.stop();
         }
@@ -416,20 +419,20 @@ Deno.test({
               return { code: out.code, seconds: (performance.now() - t0) / 1000, text };
             };
             const base = await train(["--no-mlflow"], "base");
-            assertEquals(base.code, 0, base.text);
+            assert.deepEqual(base.code, 0, base.text);
             const slow = await train([], "hung");
-            assertEquals(slow.code, 0, slow.text);
-            assert(hung.connections() > 0, "the hung server was contacted");
+            assert.deepEqual(slow.code, 0, slow.text);
+            assert.ok(hung.connections() > 0, "the hung server was contacted");
             const extra = slow.seconds - base.seconds;
             console.log(
               `  hung server: ${slow.seconds.toFixed(1)} s vs ${base.seconds.toFixed(1)} s ` +
                 `without MLflow (load ${Deno.loadavg()[0].toFixed(2)})`,
             );
-            assert(extra < 20, `a hung server cost ${extra.toFixed(1)} s`);
+            assert.ok(extra < 20, `a hung server cost ${extra.toFixed(1)} s`);
             const runs = join(tmp, "out-hung", "runs");
             const runDir = join(runs, [...Deno.readDirSync(runs)][0].name);
             const status = JSON.parse(await Deno.readTextFile(join(runDir, "run.json")));
-            assertEquals(status.status, "finished");
+            assert.deepEqual(status.status, "finished");
             // what the hung server never got is in the spool; sync sends it to a live server
             const spool = join(tmp, "out-hung", "mlflow-spool");
             const out: string[] = [];
@@ -437,12 +440,12 @@ Deno.test({
               AUTH_ENV,
               () => syncMain(["--spool", spool, "--uri", srv.url], (s) => out.push(s)),
             );
-            assertEquals(code, 0, out.join("\n"));
+            assert.deepEqual(code, 0, out.join("\n"));
             const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
             const run = await readRun(srv.url, runId, AUTH_ENV);
-            assertEquals(run.status, "FINISHED");
+            assert.deepEqual(run.status, "FINISHED");
             assertStepsOnce(run, ["loss", "val_auc"], [1, 2, 3]);
-            assert(run.files.includes("model/MLmodel"));
+            assert.ok(run.files.includes("model/MLmodel"));
           } finally {
             hung.close();
           }

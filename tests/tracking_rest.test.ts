@@ -1,10 +1,4 @@
-import {
-  assert,
-  assertEquals,
-  assertMatch,
-  assertRejects,
-  assertStringIncludes,
-} from "./assert.ts";
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FakeMlflow, type FakeRun, tinyOnnxModel } from "./tracking_fake_mlflow.ts";
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "../lib/tracking/rest.ts";
@@ -74,7 +68,7 @@ Deno.test("rest: full run arrives on the server (params, metrics, tags, artifact
         uri: fake.url,
         spoolRoot: spool,
       });
-      assertEquals(tracker.backend, "rest");
+      assert.deepEqual(tracker.backend, "rest");
       // 150 params: more than one log-batch may carry (100)
       const params: Record<string, string | number | boolean> = {};
       for (let i = 0; i < 150; i++) params[`p${String(i).padStart(3, "0")}`] = i * 0.5;
@@ -103,50 +97,55 @@ Deno.test("rest: full run arrives on the server (params, metrics, tags, artifact
       await tracker.logOnnxModel(onnx, "model", { metadata: { net: "resnet50" } });
       await tracker.end("FINISHED");
 
-      assertEquals(fake.runs.size, 1);
+      assert.deepEqual(fake.runs.size, 1);
       const run = [...fake.runs.values()][0];
-      assertEquals(tracker.runId, run.info.run_id);
-      assertEquals(run.info.run_name, "resnet50-quick");
-      assertEquals(run.info.status, "FINISHED");
-      assert(run.info.end_time! >= run.info.start_time);
-      assertEquals(fake.experiments.get(run.info.experiment_id)!.name, "cxr-test");
-      assertEquals(run.params.size, 152);
-      assertEquals(run.params.get("p003"), "1.5");
-      assertEquals(run.params.get("restore_best"), "true");
-      assertEquals(run.tags.get("mlflow.runName"), "resnet50-quick");
-      assertEquals(run.tags.get("net"), "resnet50");
-      assertEquals(run.tags.get("cxr.split_protocol"), "patient");
-      assertEquals(run.tags.get("cxr.weights_md5"), "abc123");
-      assertEquals(run.tags.get("mlflow.source.type"), "LOCAL");
-      assertEquals(run.metrics.length, 9);
+      assert.deepEqual(tracker.runId, run.info.run_id);
+      assert.deepEqual(run.info.run_name, "resnet50-quick");
+      assert.deepEqual(run.info.status, "FINISHED");
+      assert.ok(run.info.end_time! >= run.info.start_time);
+      assert.deepEqual(fake.experiments.get(run.info.experiment_id)!.name, "cxr-test");
+      assert.deepEqual(run.params.size, 152);
+      assert.deepEqual(run.params.get("p003"), "1.5");
+      assert.deepEqual(run.params.get("restore_best"), "true");
+      assert.deepEqual(run.tags.get("mlflow.runName"), "resnet50-quick");
+      assert.deepEqual(run.tags.get("net"), "resnet50");
+      assert.deepEqual(run.tags.get("cxr.split_protocol"), "patient");
+      assert.deepEqual(run.tags.get("cxr.weights_md5"), "abc123");
+      assert.deepEqual(run.tags.get("mlflow.source.type"), "LOCAL");
+      assert.deepEqual(run.metrics.length, 9);
       const loss = run.metrics.filter((m) => m.key === "loss");
-      assertEquals(loss.map((m) => [m.step, m.timestamp, m.value]), [
+      assert.deepEqual(loss.map((m) => [m.step, m.timestamp, m.value]), [
         [1, t0 + 1000, 1],
         [2, t0 + 2000, 0.5],
         [3, t0 + 3000, 1 / 3],
       ]);
-      assert(run.metrics.filter((m) => m.key === "val/loss").every((m) => Number.isNaN(m.value)));
+      assert.ok(
+        run.metrics.filter((m) => m.key === "val/loss").every((m) => Number.isNaN(m.value)),
+      );
       const base = `${run.info.experiment_id}/${run.info.run_id}/artifacts`;
       const text = (p: string) => new TextDecoder().decode(fake.artifacts.get(`${base}/${p}`));
-      assertEquals(text("history.json"), '{"epochs":[]}');
-      assertEquals(text("charts/roc.svg"), "<svg/>");
-      assertEquals(text("charts/sub/pr.svg"), "<svg>pr</svg>");
-      assertEquals(fake.artifacts.get(`${base}/model/model.onnx`), tinyOnnxModel());
+      assert.deepEqual(text("history.json"), '{"epochs":[]}');
+      assert.deepEqual(text("charts/roc.svg"), "<svg/>");
+      assert.deepEqual(text("charts/sub/pr.svg"), "<svg>pr</svg>");
+      assert.deepEqual(fake.artifacts.get(`${base}/model/model.onnx`), tinyOnnxModel());
       const mlmodel = text("model/MLmodel");
-      assertStringIncludes(mlmodel, "loader_module: 'mlflow.onnx'");
-      assertStringIncludes(mlmodel, `run_id: '${run.info.run_id}'`);
-      assertStringIncludes(mlmodel, "artifact_path: 'model'");
-      assert(fake.artifacts.has(`${base}/model/requirements.txt`));
+      assert.ok(mlmodel.includes("loader_module: 'mlflow.onnx'"), mlmodel);
+      assert.ok(mlmodel.includes(`run_id: '${run.info.run_id}'`), mlmodel);
+      assert.ok(mlmodel.includes("artifact_path: 'model'"), mlmodel);
+      assert.ok(fake.artifacts.has(`${base}/model/requirements.txt`));
       const logged = JSON.parse(run.tags.get("mlflow.log-model.history")!);
-      assertEquals(logged.length, 1);
-      assertEquals(logged[0].artifact_path, "model");
-      assertEquals(Object.keys(logged[0].flavors).sort(), ["onnx", "python_function"]);
+      assert.deepEqual(logged.length, 1);
+      assert.deepEqual(logged[0].artifact_path, "model");
+      assert.deepEqual(Object.keys(logged[0].flavors).sort(), ["onnx", "python_function"]);
       // auth header on every request, params split over >= 2 log-batch requests
-      assert(fake.requests.length > 5);
-      assert(fake.requests.every((r) => r.auth === fake.requiredAuth));
+      assert.ok(fake.requests.length > 5);
+      assert.ok(fake.requests.every((r) => r.auth === fake.requiredAuth));
       const batches = fake.requests.filter((r) => r.path.endsWith("/runs/log-batch"));
-      assert(batches.length >= 2 + 3 + 1);
-      assertEquals(await exists(spool) && (await Array.fromAsync(Deno.readDir(spool))).length, 0);
+      assert.ok(batches.length >= 2 + 3 + 1);
+      assert.deepEqual(
+        await exists(spool) && (await Array.fromAsync(Deno.readDir(spool))).length,
+        0,
+      );
     });
   } finally {
     for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
@@ -165,8 +164,8 @@ Deno.test("rest: log-batch limits are respected (2500 metrics) and enforced by t
       await tracker.logMetrics(metrics, 7, 1234);
       await tracker.end("FINISHED");
       const run = fake.runByName("many-metrics")[0];
-      assertEquals(run.metrics.length, 2500);
-      assertEquals(run.metrics[2499], { key: "m2499", value: 2499, timestamp: 1234, step: 7 });
+      assert.deepEqual(run.metrics.length, 2500);
+      assert.deepEqual(run.metrics[2499], { key: "m2499", value: 2499, timestamp: 1234, step: 7 });
       // the fake refuses what a real server refuses
       const body = {
         run_id: run.info.run_id,
@@ -179,10 +178,10 @@ Deno.test("rest: log-batch limits are respected (2500 metrics) and enforced by t
         method: "POST",
         body: JSON.stringify(body),
       });
-      assertEquals(res.status, 400);
+      assert.deepEqual(res.status, 400);
       const err = await res.json();
-      assertEquals(err.error_code, "INVALID_PARAMETER_VALUE");
-      assertStringIncludes(err.message, "at most 1000 metrics");
+      assert.deepEqual(err.error_code, "INVALID_PARAMETER_VALUE");
+      assert.ok(err.message.includes("at most 1000 metrics"), err.message);
     });
   } finally {
     await fake.stop();
@@ -196,36 +195,47 @@ Deno.test("rest: MLflow error bodies become clear errors; bearer token sent", as
   try {
     const client = fastClient(fake.url, { token: "tok-123" });
     const id = await client.getOrCreateExperiment("exp-a");
-    assertEquals(await client.getOrCreateExperiment("exp-a"), id);
-    const dup = await assertRejects(() => client.createExperiment("exp-a"), MlflowApiError);
-    assertEquals(dup.errorCode, "RESOURCE_ALREADY_EXISTS");
-    assertStringIncludes(dup.message, "experiments/create");
-    assertStringIncludes(dup.message, "already exists");
-    const nope = await assertRejects(
+    assert.deepEqual(await client.getOrCreateExperiment("exp-a"), id);
+    await assert.rejects(() => client.createExperiment("exp-a"), (e) => {
+      assert.ok(e instanceof MlflowApiError);
+      assert.equal(e.errorCode, "RESOURCE_ALREADY_EXISTS");
+      assert.match(e.message, /experiments\/create/);
+      assert.match(e.message, /already exists/);
+      return true;
+    });
+    await assert.rejects(
       () => client.createRun({ experimentId: "999", runName: "x", startTime: 1, tags: {} }),
-      MlflowApiError,
+      (e) => {
+        assert.ok(e instanceof MlflowApiError);
+        assert.equal(e.status, 404);
+        assert.match(e.message, /runs\/create failed \(HTTP 404 RESOURCE_DOES_NOT_EXIST\)/);
+        return true;
+      },
     );
-    assertEquals(nope.status, 404);
-    assertMatch(nope.message, /runs\/create failed \(HTTP 404 RESOURCE_DOES_NOT_EXIST\)/);
-    assertEquals(await client.getExperimentByName("missing"), null);
+    assert.deepEqual(await client.getExperimentByName("missing"), null);
     const bad = fastClient(fake.url, { token: "wrong" });
-    const auth = await assertRejects(() => bad.getExperimentByName("exp-a"), MlflowApiError);
-    assert(auth.isAuth);
+    await assert.rejects(
+      () => bad.getExperimentByName("exp-a"),
+      (e) => e instanceof MlflowApiError && e.isAuth,
+    );
     // a changed param is refused (INVALID_PARAMETER_VALUE); the run goes on and finishes
     await withTemp(async (dir) => {
       const tracker = await openRest(fake, dir, "param-change", client);
       await tracker.logParams({ lr: 0.001 });
       await tracker.logParams({ lr: 0.01 });
       await tracker.logMetrics({ loss: 0.3 }, 1);
-      assertEquals(tracker.spool.state.rejected.length, 1);
-      assertStringIncludes(tracker.spool.state.rejected[0].error, "INVALID_PARAMETER_VALUE");
+      assert.deepEqual(tracker.spool.state.rejected.length, 1);
+      assert.ok(
+        tracker.spool.state.rejected[0].error.includes("INVALID_PARAMETER_VALUE"),
+        tracker.spool.state.rejected[0].error,
+      );
       await tracker.end("FINISHED");
       const run = fake.runByName("param-change")[0];
-      assertEquals(run.params.get("lr"), "0.001");
-      assertEquals(run.info.status, "FINISHED");
-      assertEquals(run.metrics.length, 1);
+      assert.deepEqual(run.params.get("lr"), "0.001");
+      assert.deepEqual(run.info.status, "FINISHED");
+      assert.deepEqual(run.metrics.length, 1);
     });
-    assert(fake.requests.filter((r) => r.auth === "Bearer tok-123").length > 5);
+    assert.ok(fake.requests.filter((r) => r.auth === "Bearer tok-123").length > 5);
   } finally {
     await fake.stop();
   }
@@ -237,17 +247,20 @@ Deno.test("rest: 5xx answers are retried with backoff; unreachable server is rep
   try {
     const client = fastClient(fake.url, { retries: 3 });
     fake.failNext = { count: 2, status: 503 };
-    assertEquals(typeof (await client.getOrCreateExperiment("retry")), "string");
-    assertEquals(fake.failNext.count, 0);
+    assert.deepEqual(typeof (await client.getOrCreateExperiment("retry")), "string");
+    assert.deepEqual(fake.failNext.count, 0);
     fake.failNext = { count: 10, status: 500 };
-    await assertRejects(() => client.getExperimentByName("retry"), MlflowUnavailableError);
+    await assert.rejects(() => client.getExperimentByName("retry"), MlflowUnavailableError);
     fake.failNext.count = 0;
   } finally {
     await fake.stop();
   }
   const down = fastClient(fake.url);
-  const e = await assertRejects(() => down.getExperimentByName("x"), MlflowUnavailableError);
-  assertStringIncludes(e.message, "experiments/get-by-name");
+  await assert.rejects(() => down.getExperimentByName("x"), (e) => {
+    assert.ok(e instanceof MlflowUnavailableError);
+    assert.match(e.message, /experiments\/get-by-name/);
+    return true;
+  });
 });
 
 Deno.test("rest fault: server dies mid-run, training goes on, sync delivers every record once", async () => {
@@ -262,7 +275,7 @@ Deno.test("rest fault: server dies mid-run, training goes on, sync delivers ever
         await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
       }
       const runId = tracker.runId;
-      assertEquals(fake.runs.get(runId)!.metrics.length, 4);
+      assert.deepEqual(fake.runs.get(runId)!.metrics.length, 4);
       await fake.stop(); // the server goes away
       for (let epoch = 3; epoch <= 8; epoch++) {
         await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
@@ -273,33 +286,33 @@ Deno.test("rest fault: server dies mid-run, training goes on, sync delivers ever
       await tracker.logArtifact(report);
       await Deno.writeTextFile(report, "# changed after logging"); // the spool kept a copy
       await tracker.end("FINISHED");
-      assert(tracker.pending >= 12 / 2 + 2, `pending ${tracker.pending}`);
-      assert(await exists(tracker.spool.dir));
-      assertEquals(fake.runs.get(runId)!.info.status, "RUNNING");
+      assert.ok(tracker.pending >= 12 / 2 + 2, `pending ${tracker.pending}`);
+      assert.ok(await exists(tracker.spool.dir));
+      assert.deepEqual(fake.runs.get(runId)!.info.status, "RUNNING");
 
       fake.start(); // same port, same state
       const result = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
-      assertEquals(result.pending, 0);
-      assertEquals(result.runs.length, 1);
-      assertEquals(result.runs[0].remoteRunId, runId);
-      assertEquals(result.replayed, result.runs[0].delivered);
-      assertEquals(fake.runs.size, 1);
+      assert.deepEqual(result.pending, 0);
+      assert.deepEqual(result.runs.length, 1);
+      assert.deepEqual(result.runs[0].remoteRunId, runId);
+      assert.deepEqual(result.replayed, result.runs[0].delivered);
+      assert.deepEqual(fake.runs.size, 1);
       const run = fake.runs.get(runId)!;
       const counts = metricCounts(run);
       for (let epoch = 1; epoch <= 8; epoch++) {
-        assertEquals(counts.get(`loss@${epoch}`), 1, `loss@${epoch}`);
-        assertEquals(counts.get(`val_auc@${epoch}`), 1, `val_auc@${epoch}`);
+        assert.deepEqual(counts.get(`loss@${epoch}`), 1, `loss@${epoch}`);
+        assert.deepEqual(counts.get(`val_auc@${epoch}`), 1, `val_auc@${epoch}`);
       }
-      assertEquals(run.metrics.length, 16);
-      assertEquals(run.metrics.find((m) => m.key === "loss" && m.step === 5)!.timestamp, 1005);
-      assertEquals(run.info.status, "FINISHED");
+      assert.deepEqual(run.metrics.length, 16);
+      assert.deepEqual(run.metrics.find((m) => m.key === "loss" && m.step === 5)!.timestamp, 1005);
+      assert.deepEqual(run.info.status, "FINISHED");
       const art = fake.artifacts.get(`${run.info.experiment_id}/${runId}/artifacts/report.md`);
-      assertEquals(new TextDecoder().decode(art), "# report v1");
-      assertEquals(await exists(tracker.spool.dir), false);
+      assert.deepEqual(new TextDecoder().decode(art), "# report v1");
+      assert.deepEqual(await exists(tracker.spool.dir), false);
       // a second sync finds nothing and changes nothing
       const again = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
-      assertEquals(again, { replayed: 0, pending: 0, runs: [] });
-      assertEquals(run.metrics.length, 16);
+      assert.deepEqual(again, { replayed: 0, pending: 0, runs: [] });
+      assert.deepEqual(run.metrics.length, 16);
     });
   } finally {
     await fake.stop();
@@ -314,31 +327,34 @@ Deno.test("rest fault: server down from the start; sync creates exactly one run,
     await withTemp(async (dir) => {
       const root = join(dir, "spool");
       const tracker = await openRest(fake, root, "offline-run");
-      assertMatch(tracker.runId, /^\d{8}T\d{6}-[0-9a-f]{8}$/); // local key until created
+      assert.match(tracker.runId, /^\d{8}T\d{6}-[0-9a-f]{8}$/); // local key until created
       await tracker.logParams({ a: 1 });
       await tracker.logMetrics({ loss: 0.5 }, 1, 10);
       const onnx = join(dir, "m.onnx");
       await Deno.writeFile(onnx, tinyOnnxModel());
       await tracker.logOnnxModel(onnx);
       await tracker.end("KILLED");
-      assertEquals(tracker.pending, 4);
+      assert.deepEqual(tracker.pending, 4);
       fake.start();
       const lines: string[] = [];
       const code = await syncMain(["--spool", root, "--uri", fake.url], (s) => lines.push(s));
-      assertEquals(code, 0);
-      assertStringIncludes(lines.join("\n"), "offline-run");
-      assertStringIncludes(lines.join("\n"), "ended KILLED");
-      assertStringIncludes(lines.at(-1)!, "replayed 4 records, 0 pending");
-      assertEquals(fake.runs.size, 1);
+      assert.deepEqual(code, 0);
+      assert.ok(lines.join("\n").includes("offline-run"), lines.join("\n"));
+      assert.ok(lines.join("\n").includes("ended KILLED"), lines.join("\n"));
+      assert.ok(lines.at(-1)!.includes("replayed 4 records, 0 pending"), lines.at(-1)!);
+      assert.deepEqual(fake.runs.size, 1);
       const run = fake.runByName("offline-run")[0];
-      assertEquals(run.info.status, "KILLED");
-      assertEquals(run.params.get("a"), "1");
-      assertEquals(run.metrics, [{ key: "loss", value: 0.5, timestamp: 10, step: 1 }]);
+      assert.deepEqual(run.info.status, "KILLED");
+      assert.deepEqual(run.params.get("a"), "1");
+      assert.deepEqual(run.metrics, [{ key: "loss", value: 0.5, timestamp: 10, step: 1 }]);
       const mlmodel = fake.artifacts.get(
         `${run.info.experiment_id}/${run.info.run_id}/artifacts/model/MLmodel`,
       );
       // the model dir is written at delivery, with the run id the server gave
-      assertStringIncludes(new TextDecoder().decode(mlmodel), `run_id: '${run.info.run_id}'`);
+      assert.ok(
+        new TextDecoder().decode(mlmodel).includes(`run_id: '${run.info.run_id}'`),
+        new TextDecoder().decode(mlmodel),
+      );
     });
   } finally {
     await fake.stop();
@@ -369,8 +385,8 @@ Deno.test("rest fault: lost answers (create, log-batch) are not duplicated on re
         "lossy",
         fastClient(fake.url, { retries: 0, fetchImpl: lossy }),
       );
-      assertEquals(fake.runs.size, 1); // created, but the tracker did not hear back
-      assertEquals(tracker.spool.state.remoteRunId, null);
+      assert.deepEqual(fake.runs.size, 1); // created, but the tracker did not hear back
+      assert.deepEqual(tracker.spool.state.remoteRunId, null);
       await tracker.logMetrics({ loss: 0.9, acc: 0.6 }, 1, 100);
       await new Promise((r) => setTimeout(r, 30)); // past retryIntervalMs
       await tracker.logMetrics({ loss: 0.7, acc: 0.7 }, 2, 200); // answer of this batch dropped
@@ -378,12 +394,12 @@ Deno.test("rest fault: lost answers (create, log-batch) are not duplicated on re
       await tracker.logMetrics({ loss: 0.5, acc: 0.8 }, 3, 300);
       await tracker.end("FINISHED");
       await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
-      assertEquals(fake.runs.size, 1);
+      assert.deepEqual(fake.runs.size, 1);
       const run = [...fake.runs.values()][0];
-      assertEquals(run.info.status, "FINISHED");
+      assert.deepEqual(run.info.status, "FINISHED");
       const counts = metricCounts(run);
-      assertEquals([...counts.values()], [1, 1, 1, 1, 1, 1]);
-      assertEquals(run.metrics.length, 6);
+      assert.deepEqual([...counts.values()], [1, 1, 1, 1, 1, 1]);
+      assert.deepEqual(run.metrics.length, 6);
     });
   } finally {
     await fake.stop();
@@ -391,11 +407,11 @@ Deno.test("rest fault: lost answers (create, log-batch) are not duplicated on re
 });
 
 Deno.test("mlflow:sync CLI: unknown flag exits 2; empty spool says so", async () => {
-  assertEquals(await syncMain(["--bogus"]), 2);
+  assert.deepEqual(await syncMain(["--bogus"]), 2);
   await withTemp(async (dir) => {
     const lines: string[] = [];
-    assertEquals(await syncMain(["--spool", dir], (s) => lines.push(s)), 0);
-    assertStringIncludes(lines[0], "nothing to replay");
+    assert.deepEqual(await syncMain(["--spool", dir], (s) => lines.push(s)), 0);
+    assert.ok(lines[0].includes("nothing to replay"), lines[0]);
   });
 });
 
@@ -421,11 +437,11 @@ Deno.test("rest: a hung server costs at most the stall budget, then the run only
       await tracker.end("FINISHED");
       const ms = performance.now() - t0;
       // a timeout is never retried at once: one connection per try, 3 tries (300 ms each)
-      assertEquals(hung.connections(), 3);
-      assert(ms < 2000, `${ms} ms`);
-      assert(tracker.gaveUp);
-      assertEquals(tracker.pending, 11);
-      assertStringIncludes(logs.join("\n"), "no more tries until the run ends");
+      assert.deepEqual(hung.connections(), 3);
+      assert.ok(ms < 2000, `${ms} ms`);
+      assert.ok(tracker.gaveUp);
+      assert.deepEqual(tracker.pending, 11);
+      assert.ok(logs.join("\n").includes("no more tries until the run ends"), logs.join("\n"));
     });
   } finally {
     hung.close();
@@ -447,11 +463,11 @@ Deno.test("spool: NaN/±Inf kept on disk; credentials never stored (older spools
     });
     await tracker.logMetrics({ a: NaN, b: -Infinity, c: Infinity }, 1, 7);
     const state = await Deno.readTextFile(join(tracker.spool.dir, "state.json"));
-    assert(!state.includes("hunter2"));
-    assertEquals(tracker.uri, "http://127.0.0.1:9");
+    assert.ok(!state.includes("hunter2"));
+    assert.deepEqual(tracker.uri, "http://127.0.0.1:9");
     const loaded = await Spool.load(tracker.spool.dir);
     const batch = loaded.records[0] as Extract<SpoolRecord, { kind: "batch" }>;
-    assertEquals(batch.batch.metrics.map((m) => m.value), [NaN, -Infinity, Infinity]);
+    assert.deepEqual(batch.batch.metrics.map((m) => m.value), [NaN, -Infinity, Infinity]);
     // a spool written by an older version: null for NaN, the password in state.json
     const old = JSON.parse(state);
     old.uri = "http://bob:hunter2@127.0.0.1:9";
@@ -461,9 +477,11 @@ Deno.test("spool: NaN/±Inf kept on disk; credentials never stored (older spools
       '{"seq":0,"kind":"batch","batch":{"metrics":[{"key":"a","value":null,"timestamp":1,"step":1}],"params":[],"tags":[]}}\n',
     );
     const legacy = await Spool.load(tracker.spool.dir);
-    assertEquals(legacy.legacyUri, "http://bob:hunter2@127.0.0.1:9");
-    assert(!(await Deno.readTextFile(join(tracker.spool.dir, "state.json"))).includes("hunter2"));
+    assert.deepEqual(legacy.legacyUri, "http://bob:hunter2@127.0.0.1:9");
+    assert.ok(
+      !(await Deno.readTextFile(join(tracker.spool.dir, "state.json"))).includes("hunter2"),
+    );
     const m = (legacy.records[0] as Extract<SpoolRecord, { kind: "batch" }>).batch.metrics[0];
-    assert(Number.isNaN(m.value));
+    assert.ok(Number.isNaN(m.value));
   });
 });
