@@ -14,6 +14,7 @@ import { loadPredictions, readRunConfig } from "../lib/evaluation/evaluate.ts";
 import { selectSuiteImages } from "../lib/evaluation/robustness.ts";
 import { type Shift, type ShiftKind, validateShift } from "../lib/data/shifts.ts";
 import { writeStandinSite } from "../lib/data/standin.ts";
+import { predictionsFileName } from "../lib/runs/mod.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -33,7 +34,7 @@ if (!v.run || !v.out) {
   Deno.exit(2);
 }
 const runDir = await resolveRunDir(v.run);
-const preds = await loadPredictions(join(runDir, "predictions-val.json"));
+const preds = await loadPredictions(join(runDir, predictionsFileName("val")));
 const root = preds.source?.dataRoot ?? (await readRunConfig(runDir))?.data?.root;
 if (!root) throw new Error(`${runDir}: no data root`);
 const shifts: Shift[] = (v.shift ?? "").split(",").filter(Boolean).map((kv) => {

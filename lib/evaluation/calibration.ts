@@ -7,9 +7,8 @@
  * resample re-chooses the threshold, and the sample itself stands in for the population to
  * score it (the bootstrap world's truth). Whole patients are resampled when ids are known.
  */
-import { wilsonInterval } from "./bootstrap.ts";
-import { quantileSorted } from "./bootstrap.ts";
-import { chooseThreshold } from "./threshold.ts";
+import { quantileSorted, wilsonInterval } from "./bootstrap.ts";
+import { chooseThreshold, rates } from "./threshold.ts";
 import { mulberry32 } from "../util/random.ts";
 
 export interface CalibrationOptions {
@@ -48,15 +47,6 @@ export function positivesNeeded(target: number, floor: number): number {
     if (wilsonInterval(Math.ceil(target * n - 1e-9), n)[0] >= floor) return n;
   }
   return Infinity;
-}
-
-function rates(labels: number[], probs: number[], t: number): [number, number] {
-  let tp = 0, pos = 0, tn = 0, neg = 0;
-  for (let i = 0; i < labels.length; i++) {
-    if (labels[i] === 1) (pos++, probs[i] >= t && tp++);
-    else (neg++, probs[i] < t && tn++);
-  }
-  return [tp / pos, tn / neg];
 }
 
 function pct(v: number): string {

@@ -15,6 +15,7 @@ import {
 import { externalSource, externalTarget, hashItems } from "./external.ts";
 import { readLabelledFolder } from "../data/labelled.ts";
 import type { SplitName } from "../data/dataset.ts";
+import { predictionsFileName } from "../runs/mod.ts";
 
 export interface ItemLike {
   path: string;
@@ -141,7 +142,7 @@ export interface PredictSplitOptions {
  * folder is an external set.
  */
 async function isOwnSplitFolder(runDir: string, split: string, data: string): Promise<boolean> {
-  const own = join(runDir, `predictions-${split}.json`);
+  const own = join(runDir, predictionsFileName(split));
   if (await exists(own)) return (await loadPredictions(own)).source?.dataRoot === resolve(data);
   const root = (await readRunConfig(runDir))?.data?.root;
   return root ? resolve(root) === resolve(data) : true;
@@ -163,7 +164,7 @@ export async function predictSplit(
   ) {
     return await predictExternalSet(runDir, dataRoot, opts);
   }
-  const path = join(runDir, `predictions-${split}.json`);
+  const path = join(runDir, predictionsFileName(split));
   if (!dataRoot && (await exists(path))) return null;
   let { items, root } = await itemsFor(runDir, split, dataRoot);
   if (opts.limit) items = stratifiedLimit(items, opts.limit);

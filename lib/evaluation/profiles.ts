@@ -6,10 +6,10 @@
  */
 import { join } from "node:path";
 import { exists, readJson } from "../util/fs.ts";
-import { CLASSIFIER_META_FILE, parseClassifierMeta } from "../inference/meta.ts";
+import { parseClassifierMeta } from "../inference/meta.ts";
+import { CLASSIFIER_META_FILE, EVALUATION_FILE, THRESHOLDS_FILE } from "../runs/mod.ts";
 
-/** Site profiles of a run (the validation profile is not stored here). */
-export const THRESHOLDS_FILE = "thresholds.json";
+export { THRESHOLDS_FILE };
 export const VALIDATION_PROFILE = "validation";
 
 /** Where a site profile's images came from. */
@@ -78,10 +78,10 @@ export async function validationProfile(runDir: string): Promise<ThresholdProfil
       specificity: meta.threshold.val_specificity,
     };
   }
-  const evalPath = join(runDir, "evaluation.json");
+  const evalPath = join(runDir, EVALUATION_FILE);
   if (!(await exists(evalPath))) {
     throw new Error(
-      `${runDir}: neither ${CLASSIFIER_META_FILE} nor evaluation.json holds a threshold`,
+      `${runDir}: neither ${CLASSIFIER_META_FILE} nor ${EVALUATION_FILE} holds a threshold`,
     );
   }
   const ev = await readJson<{

@@ -16,11 +16,10 @@ import type { ThresholdProfile } from "./profiles.ts";
 import { mulberry32, shuffled } from "../util/random.ts";
 import { Progress } from "../util/progress.ts";
 
-/** File written into each run folder. */
-export const ROBUSTNESS_FILE = "robustness.json";
+export { ROBUSTNESS_FILE } from "../runs/mod.ts";
 
 /** Default images per model: class-balanced, one image per patient first. */
-export const DEFAULT_SUITE_IMAGES = 64;
+export const DEFAULT_SUITE_IMAGES = 48;
 
 /** One validation image of the suite. */
 export interface SuiteImage {

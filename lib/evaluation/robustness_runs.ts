@@ -11,7 +11,6 @@ import { displayName } from "../models/registry.ts";
 import { resolveProfile } from "./profiles.ts";
 import {
   DEFAULT_SUITE_IMAGES,
-  ROBUSTNESS_FILE,
   type RobustnessResult,
   runShiftSuite,
   selectSuiteImages,
@@ -23,6 +22,7 @@ import { robustnessHeatmap, type VlSpec } from "../charts/specs.ts";
 import { writeChart } from "../charts/render.ts";
 import { SUITE_KINDS } from "../data/shifts.ts";
 import { exists, readJson } from "../util/fs.ts";
+import { predictionsFileName, ROBUSTNESS_FILE } from "../runs/mod.ts";
 
 export interface RobustnessRunOptions extends SuiteOptions {
   /** Images per run (default DEFAULT_SUITE_IMAGES) or "all" of validation. */
@@ -37,7 +37,7 @@ export interface RobustnessRunOptions extends SuiteOptions {
 
 /** The images of a run's suite: its validation predictions, resolved under its data root. */
 async function runImages(runDir: string, opts: RobustnessRunOptions): Promise<SuiteImage[]> {
-  const predsPath = join(runDir, "predictions-val.json");
+  const predsPath = join(runDir, predictionsFileName("val"));
   if (!(await exists(predsPath))) {
     throw new Error(`${runDir} has no predictions-val.json: the suite runs on validation images`);
   }

@@ -31,7 +31,7 @@ export function parseThresholdMethod(s: string): ThresholdMethod {
 }
 
 /** Sensitivity/specificity at a fixed threshold (NaN when a class is absent). */
-function rates(labels: number[], probs: number[], t: number): [number, number] {
+export function rates(labels: number[], probs: number[], t: number): [number, number] {
   let tp = 0, pos = 0, tn = 0, neg = 0;
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] === 1) {

@@ -8,6 +8,8 @@
  *   checkpoints/             last / best / phase1 weights + `<name>.state.json` (resume)
  *   predictions-<split>.json probabilities per image (val, test, ext-...)
  *   evaluation.json          metrics at the validation-chosen threshold
+ *   thresholds.json          site threshold profiles (site:<name>; deno task calibrate)
+ *   robustness.json          the shift-robustness suite's results (deno task robustness)
  *   model/                   trained.{json,bin} (tail + folded head), model.json + weights.bin (tfjs)
  *   classifier.onnx/.json    the exported classifier, gradcam_tail.{json,bin}
  *   charts/, gradcam/        figures
@@ -22,6 +24,10 @@ export const CONFIG_FILE = "config.json";
 export const HISTORY_FILE = "history.json";
 export const EVALUATION_FILE = "evaluation.json";
 export const CLASSIFIER_ONNX_FILE = "classifier.onnx";
+/** Site threshold profiles (lib/evaluation/profiles.ts); the validation one is classifier.json's. */
+export const THRESHOLDS_FILE = "thresholds.json";
+/** Shift-robustness results (lib/evaluation/robustness.ts). */
+export const ROBUSTNESS_FILE = "robustness.json";
 export const CLASSIFIER_META_FILE = "classifier.json";
 /** The tfjs-layers model in model/: topology + manifest, and its weights (named in the manifest). */
 export const TFJS_MODEL_FILE = "model.json";

@@ -9,6 +9,7 @@ export {
   HISTORY_FILE,
   isPredictionsFileName,
   predictionsFileName,
+  ROBUSTNESS_FILE,
   RunFolder,
   type RunState,
   type RunStatus,
@@ -16,5 +17,6 @@ export {
   STATUS_FILE,
   TFJS_MODEL_FILE,
   TFJS_WEIGHTS_FILE,
+  THRESHOLDS_FILE,
 } from "./folder.ts";
 export type { EpochRecord, HistoryFile } from "./history.ts";

@@ -6,6 +6,7 @@
  */
 import { basename, join } from "node:path";
 import { readJson } from "../util/fs.ts";
+import { STATUS_FILE } from "../runs/mod.ts";
 import { openTracker, type Tracker } from "./tracker.ts";
 
 /** Log into the MLflow run of `runDir`; false when it has none or logging failed (printed). */
@@ -15,7 +16,7 @@ export async function logToRunMlflow(
   log: (tracker: Tracker) => Promise<void>,
 ): Promise<boolean> {
   const status = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(
-    join(runDir, "run.json"),
+    join(runDir, STATUS_FILE),
   ).catch(() => null);
   if (!status?.mlflowRunId) return false;
   try {
