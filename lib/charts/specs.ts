@@ -4,7 +4,7 @@
  * Each builder returns a plain JSON object (Vega-Lite v5 schema) with its data inlined, so the
  * same spec renders in notebooks (vegaDisplay), to SVG/PNG files (render.ts) and in reports.
  */
-import type { EpochRecord as TrainingEpochRecord } from "../training/learner.ts";
+import type { EpochRecord as TrainingEpochRecord } from "../runs/history.ts";
 
 /** A Vega-Lite specification (plain JSON). */
 export type VlSpec = Record<string, unknown>;
