@@ -7,6 +7,11 @@
  */
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
+import { PREPROCESSING } from "../lib/models/preprocess.ts";
+
+const CAFFE_MEAN = PREPROCESSING.caffe.mean.join(", ");
+const TORCH_MEAN = PREPROCESSING.torch.mean.join(", ");
+const TORCH_STD = PREPROCESSING.torch.std.join(", ");
 
 interface NetText {
   net: "vgg16" | "resnet50" | "densenet121";
@@ -27,7 +32,7 @@ const NETS: NetText[] = [
       "frozen and only a small head learns to tell NORMAL from PNEUMONIA.",
     preprocessing:
       "VGG16 uses Keras' **'caffe'** preprocessing: RGB becomes BGR and the ImageNet mean of " +
-      "each channel is subtracted (103.939, 116.779, 123.68); there is no scaling. The X-rays are " +
+      `each channel is subtracted (${CAFFE_MEAN}); there is no scaling. The X-rays are ` +
       "grey, so the three channels carry the same picture shifted by different means.",
     architecture:
       "14.7 million parameters in the convolutional base (`include_top=False`), all frozen. The " +
@@ -74,8 +79,8 @@ const NETS: NetText[] = [
       "best results with it.",
     preprocessing:
       "DenseNet121 uses Keras' **'torch'** preprocessing: pixels are scaled to 0..1, then each " +
-      "channel is standardised with the ImageNet mean (0.485, 0.456, 0.406) and standard " +
-      "deviation (0.229, 0.224, 0.225).",
+      `channel is standardised with the ImageNet mean (${TORCH_MEAN}) and standard ` +
+      `deviation (${TORCH_STD}).`,
     architecture:
       "7.0 million parameters in the base. Phase 1 trains the head on frozen features; phase 2 " +
       "unfreezes the last dense layer of block 5 and the final BatchNorm (from the cut below), " +
