@@ -14,6 +14,8 @@ const USAGE = `usage: deno task guard [options]
   --out FILE          where to write the guard (default: <outputs>/${GUARD_FILE})
   --train-images N    fit on a stratified N of the training part (default: all)
   --seed S            split seed (default 42, as training)
+  --shifts            also report the share of held-out images flagged under each shift of the
+                      robustness suite (contrast, gamma, blur, noise, JPEG, rotation...)
   --quiet             no progress bar
   --help              this text`;
 
@@ -24,6 +26,7 @@ export async function main(args: string[]): Promise<number> {
     out: { type: "string" },
     "train-images": { type: "string" },
     seed: { type: "string" },
+    shifts: { type: "boolean", default: false },
     quiet: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   }, cli);
@@ -42,6 +45,7 @@ export async function main(args: string[]): Promise<number> {
       data: values.data ?? dataDir(),
       trainImages,
       seed,
+      shifts: values.shifts,
       progress: !values.quiet,
     });
     await Deno.mkdir(join(out, ".."), { recursive: true });
@@ -63,6 +67,13 @@ export async function main(args: string[]): Promise<number> {
         `guard: foreign "${f.name}": score ${f.score.toFixed(2)} ${
           f.score > 1 ? "flagged" : "MISSED"
         }`,
+      );
+    }
+    for (const sh of g.shifts ?? []) {
+      console.log(
+        `guard: under ${sh.key} (severity ${sh.severity}): ${sh.flagged}/${sh.n} flagged (${
+          (100 * sh.flagged / sh.n).toFixed(1)
+        }%)`,
       );
     }
     console.log(`guard: wrote ${out}`);

@@ -9,6 +9,10 @@
  * well under a millisecond, and can be fitted on every training image in a minute on a laptop;
  * frozen-network features would tie the guard to one net and one set of stand-in weights.
  *
+ * The fit sees each training image twice: as it is and through one seeded draw of plausible
+ * acquisition changes (GUARD_AUGMENT), so other scanners' contrast, noise or framing are not
+ * mistaken for foreign images.
+ *
  * The threshold is the 99.5th percentile of the distances of one half of the validation images;
  * the other half measures the false-alarm rate, and generated foreign images (1/f colour noise, a
  * page of text, rotated and inverted X-rays) must all land above it. `score` = distance /
@@ -16,6 +20,7 @@
  */
 import type { DicomTags } from "../data/dicom.ts";
 import { mulberry32 } from "../util/random.ts";
+import type { AugmentStep } from "../data/shifts.ts";
 
 export const GUARD_FORMAT = "cxr-guard/1";
 export const GUARD_FILE = "guard.json";
@@ -38,7 +43,7 @@ export interface GuardModel {
   threshold: number;
   shrinkage: number;
   fit: {
-    /** Images the mean and covariance came from. */
+    /** Training images the mean and covariance came from (each also once augmented). */
     train: number;
     /** Validation images that set the threshold, and those that measured false alarms. */
     calibration: number;
@@ -51,6 +56,11 @@ export interface GuardModel {
   falseAlarms: { flagged: number; n: number; rate: number };
   /** Generated foreign images: name and score (all must be > 1). */
   foreign: { name: string; score: number }[];
+  /**
+   * Held-out validation images under each robustness-suite shift (lib/data/shifts.ts): the
+   * share flagged. Present when fitted with `shifts`.
+   */
+  shifts?: { kind: string; severity: number; key: string; flagged: number; n: number }[];
 }
 
 export interface GuardVerdict {
@@ -382,25 +392,51 @@ export interface FitOptions {
   seed?: number;
   /** Stratified subsample of the training part (all by default). */
   trainImages?: number;
+  /** Also measure the flag rate of held-out images under the robustness suite's shifts. */
+  shifts?: boolean;
   progress?: boolean;
 }
 
-/** Descriptors of `items` in order (corrupt files skipped), plus up to `keep` decoded images. */
+/**
+ * Plausible acquisition variation (other scanners, exposures, collimation, positioning): each
+ * training image also enters the fit once through a seeded draw of these, so the guard learns
+ * them as chest X-rays and keeps flagging what is not one (noise, text, rotated or inverted).
+ */
+export const GUARD_AUGMENT: readonly AugmentStep[] = [
+  { kind: "contrast", p: 0.5, range: [0.6, 1.3] },
+  { kind: "gamma", p: 0.5, range: [0.7, 1.6] },
+  { kind: "brightness", p: 0.5, range: [-30, 30] },
+  { kind: "blur", p: 0.3, range: [0.3, 2] },
+  { kind: "noise", p: 0.5, range: [0, 14] },
+  { kind: "zoom", p: 0.5, range: [1, 1.3] },
+  { kind: "rotation", p: 0.5, range: [-10, 10] },
+  { kind: "jpeg", p: 0.3, range: [20, 90] },
+];
+
+/**
+ * Descriptors of `items` in order (corrupt files skipped), plus up to `keep` decoded images;
+ * with `augment`, also one descriptor per image of a seeded GUARD_AUGMENT draw.
+ */
 async function describe<T extends { path: string }>(
   items: readonly T[],
   progress: boolean,
   keep = 0,
+  augment: (() => number) | null = null,
 ): Promise<{ features: Float64Array[]; kept: Float32Array[] }> {
   const { loadBatches } = await import("../data/loader.ts");
+  const { applyShifts, drawAugmentation } = await import("../data/shifts.ts");
   const features: Float64Array[] = [];
   const kept: Float32Array[] = [];
   const per = 224 * 224 * 3;
-  for await (
-    const batch of loadBatches(items, { batchSize: 32, progress: progress ? undefined : false })
-  ) {
+  const opts = { batchSize: 32, progress: progress ? undefined : false as const };
+  for await (const batch of loadBatches(items, opts)) {
     for (let i = 0; i < batch.items.length; i++) {
       const rgb = batch.data.subarray(i * per, (i + 1) * per);
       features.push(guardFeatures(rgb));
+      if (augment) {
+        const shifted = await applyShifts(rgb.slice(), drawAugmentation(GUARD_AUGMENT, augment));
+        features.push(guardFeatures(shifted));
+      }
       if (kept.length < keep) kept.push(rgb.slice());
     }
   }
@@ -427,7 +463,7 @@ export async function fitGuard(opts: FitOptions): Promise<GuardModel> {
       `guard: too few images (train ${splits.train.length}, validation ${splits.val.length})`,
     );
   }
-  const train = await describe(splits.train, progress);
+  const train = await describe(splits.train, progress, 0, mulberry32(seed + 1));
   const { mean, cov, shrinkage } = shrunkCovariance(train.features);
   const precision = spdInverse(cov, FEATURE_DIMS);
   const model: GuardModel = {
@@ -438,7 +474,7 @@ export async function fitGuard(opts: FitOptions): Promise<GuardModel> {
     threshold: 1,
     shrinkage,
     fit: {
-      train: train.features.length,
+      train: train.features.length / 2,
       calibration: 0,
       heldOut: 0,
       protocol: "patient",
@@ -454,7 +490,7 @@ export async function fitGuard(opts: FitOptions): Promise<GuardModel> {
   const calItems = splits.val.filter((i) => half.has(i.patient));
   const heldItems = splits.val.filter((i) => !half.has(i.patient));
   const cal = await describe(calItems, progress, 3);
-  const held = await describe(heldItems, progress);
+  const held = await describe(heldItems, progress, opts.shifts ? heldItems.length : 0);
   model.threshold = quantile(cal.features.map((f) => guardDistance(model, f)), GUARD_QUANTILE);
   const flagged = held.features.filter((f) => guardDistance(model, f) > model.threshold).length;
   model.fit.calibration = cal.features.length;
@@ -468,5 +504,35 @@ export async function fitGuard(opts: FitOptions): Promise<GuardModel> {
     name,
     score: Math.round(guardDistance(model, guardFeatures(rgb)) / model.threshold * 1000) / 1000,
   }));
+  if (opts.shifts) model.shifts = await flagsUnderShifts(model, held.kept, progress);
   return model;
+}
+
+/** Share of `images` flagged under each suite shift at severities 1..3. */
+async function flagsUnderShifts(
+  model: GuardModel,
+  images: readonly Float32Array[],
+  progress: boolean,
+): Promise<NonNullable<GuardModel["shifts"]>> {
+  const { SUITE_KINDS, suiteShift, applyShift, shiftKey } = await import("../data/shifts.ts");
+  const { Progress } = await import("../util/progress.ts");
+  const bar = progress
+    ? new Progress("guard shifts", { total: SUITE_KINDS.length * 3, unit: "shift" })
+    : null;
+  const out: NonNullable<GuardModel["shifts"]> = [];
+  for (const kind of SUITE_KINDS) {
+    for (const severity of [1, 2, 3] as const) {
+      const shift = suiteShift(kind, severity);
+      let flagged = 0;
+      for (const img of images) {
+        const f = guardFeatures(await applyShift(img, shift));
+        if (guardDistance(model, f) > model.threshold) flagged++;
+      }
+      out.push({ kind, severity, key: shiftKey(shift), flagged, n: images.length });
+      bar?.tick(1);
+      if (kind === "invert") break; // one severity: inversion has no strength
+    }
+  }
+  bar?.done();
+  return out;
 }
