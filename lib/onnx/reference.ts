@@ -2,11 +2,19 @@
  * A naive float64 NHWC forward pass of a NetSpec with Keras semantics, written directly from
  * the Keras layer definitions. Slow: it exists so the ONNX exporter can be checked against an
  * implementation that shares none of its code (tests use tiny nets): it imports the NetSpec
- * types and the never-check only, and writes TensorFlow's padding rule from TensorFlow's documentation rather than reusing
- * the exporter's.
+ * types only, and writes TensorFlow's padding rule from TensorFlow's documentation rather than
+ * reusing the exporter's. One function per layer kind; the table's type lists every kind.
  */
-import { assertNever } from "../models/graph.ts";
-import type { ActivationName, LayerSpec, NetSpec, NetWeights, Padding } from "../models/spec.ts";
+import type {
+  ActivationName,
+  LayerKind,
+  LayerOf,
+  LayerSpec,
+  NetSpec,
+  NetWeights,
+  Padding,
+  WeightKind,
+} from "../models/spec.ts";
 
 /** One NHWC tensor of a single image (no batch dim) or a flat vector. */
 export interface RefTensor {
@@ -14,7 +22,24 @@ export interface RefTensor {
   data: Float64Array;
 }
 
-function act(v: Float64Array, a: ActivationName): Float64Array {
+type Weight = (l: LayerSpec, kind: WeightKind) => Float32Array | undefined;
+type RefLayer<K extends LayerKind> = (l: LayerOf<K>, ins: RefTensor[], w: Weight) => RefTensor;
+
+/** Softmax over each run of `channels` values (Keras: the last axis). */
+function softmax(v: Float64Array, channels: number): Float64Array {
+  const out = new Float64Array(v.length);
+  for (let p = 0; p < v.length; p += channels) {
+    const row = v.subarray(p, p + channels);
+    const m = Math.max(...row);
+    const e = row.map((x) => Math.exp(x - m));
+    const z = e.reduce((s, x) => s + x, 0);
+    out.set(e.map((x) => x / z), p);
+  }
+  return out;
+}
+
+/** Keras activation `a` on a tensor whose last axis has `channels` values. */
+function act(v: Float64Array, a: ActivationName, channels: number): Float64Array {
   switch (a) {
     case "linear":
       return v;
@@ -23,9 +48,11 @@ function act(v: Float64Array, a: ActivationName): Float64Array {
     case "sigmoid":
       return v.map((x) => 1 / (1 + Math.exp(-x)));
     case "softmax":
-      throw new Error("reference: softmax is only used on flat outputs here");
-    default:
-      return assertNever(a, "activation");
+      return softmax(v, channels);
+    default: {
+      const unknown: never = a;
+      throw new Error(`reference: activation ${unknown}`);
+    }
   }
 }
 
@@ -40,6 +67,161 @@ function pads(size: number, k: number, s: number, p: Padding): [number, number, 
   return [before, along - before, Math.ceil(size / s)];
 }
 
+const conv2d: RefLayer<"Conv2D"> = (l, [x], w) => {
+  const [H, W, C] = x.shape;
+  const [kh, kw] = l.kernelSize;
+  const [sh, sw] = l.strides;
+  const [pt, , oh] = pads(H, kh, sh, l.padding);
+  const [pl, , ow] = pads(W, kw, sw, l.padding);
+  const k = w(l, "kernel")!;
+  const b = l.useBias ? w(l, "bias")! : undefined;
+  const F = l.filters;
+  const o = new Float64Array(oh * ow * F);
+  for (let i = 0; i < oh; i++) {
+    for (let j = 0; j < ow; j++) {
+      for (let f = 0; f < F; f++) {
+        let s = b ? b[f] : 0;
+        for (let u = 0; u < kh; u++) {
+          const yy = i * sh + u - pt;
+          if (yy < 0 || yy >= H) continue;
+          for (let v = 0; v < kw; v++) {
+            const xx = j * sw + v - pl;
+            if (xx < 0 || xx >= W) continue;
+            for (let c = 0; c < C; c++) {
+              s += x.data[(yy * W + xx) * C + c] * k[((u * kw + v) * C + c) * F + f];
+            }
+          }
+        }
+        o[(i * ow + j) * F + f] = s;
+      }
+    }
+  }
+  return { shape: [oh, ow, F], data: act(o, l.activation, F) };
+};
+
+const batchNorm: RefLayer<"BatchNormalization"> = (l, [x], w) => {
+  const c = x.shape[x.shape.length - 1];
+  const g = w(l, "gamma"), be = w(l, "beta");
+  const m = w(l, "moving_mean")!, va = w(l, "moving_variance")!;
+  const o = x.data.map((v, i) => {
+    const ch = i % c;
+    return (v - m[ch]) / Math.sqrt(va[ch] + l.epsilon) * (g ? g[ch] : 1) + (be ? be[ch] : 0);
+  });
+  return { shape: x.shape, data: o };
+};
+
+const zeroPadding: RefLayer<"ZeroPadding2D"> = (l, [x]) => {
+  const [H, W, C] = x.shape;
+  const [[t, b], [le, r]] = l.padding;
+  const oh = H + t + b, ow = W + le + r;
+  const o = new Float64Array(oh * ow * C);
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      for (let c = 0; c < C; c++) {
+        o[((i + t) * ow + j + le) * C + c] = x.data[(i * W + j) * C + c];
+      }
+    }
+  }
+  return { shape: [oh, ow, C], data: o };
+};
+
+const pooling: RefLayer<"MaxPooling2D" | "AveragePooling2D"> = (l, [x]) => {
+  const [H, W, C] = x.shape;
+  const [kh, kw] = l.poolSize;
+  const [sh, sw] = l.strides;
+  const [pt, , oh] = pads(H, kh, sh, l.padding);
+  const [pl, , ow] = pads(W, kw, sw, l.padding);
+  const o = new Float64Array(oh * ow * C);
+  for (let i = 0; i < oh; i++) {
+    for (let j = 0; j < ow; j++) {
+      for (let c = 0; c < C; c++) {
+        let mx = -Infinity, sum = 0, n = 0; // padding is excluded from max and mean (TF)
+        for (let u = 0; u < kh; u++) {
+          const yy = i * sh + u - pt;
+          if (yy < 0 || yy >= H) continue;
+          for (let v = 0; v < kw; v++) {
+            const xx = j * sw + v - pl;
+            if (xx < 0 || xx >= W) continue;
+            const val = x.data[(yy * W + xx) * C + c];
+            mx = Math.max(mx, val);
+            sum += val;
+            n++;
+          }
+        }
+        o[(i * ow + j) * C + c] = l.kind === "MaxPooling2D" ? mx : sum / n;
+      }
+    }
+  }
+  return { shape: [oh, ow, C], data: o };
+};
+
+const add: RefLayer<"Add"> = (_l, ins) => {
+  const o = new Float64Array(ins[0].data.length);
+  for (const t of ins) t.data.forEach((v, i) => (o[i] += v));
+  return { shape: ins[0].shape, data: o };
+};
+
+const concatenate: RefLayer<"Concatenate"> = (_l, parts) => {
+  const cs = parts.map((p) => p.shape[p.shape.length - 1]);
+  const ct = cs.reduce((a, b) => a + b, 0);
+  const pix = parts[0].data.length / cs[0];
+  const o = new Float64Array(pix * ct);
+  for (let p = 0; p < pix; p++) {
+    let off = 0;
+    parts.forEach((t, k) => {
+      for (let c = 0; c < cs[k]; c++) o[p * ct + off + c] = t.data[p * cs[k] + c];
+      off += cs[k];
+    });
+  }
+  return { shape: [...parts[0].shape.slice(0, -1), ct], data: o };
+};
+
+const globalPooling: RefLayer<"GlobalAveragePooling2D" | "GlobalMaxPooling2D"> = (l, [x]) => {
+  const [H, W, C] = x.shape;
+  const max = l.kind === "GlobalMaxPooling2D";
+  const o = new Float64Array(C).fill(max ? -Infinity : 0);
+  for (let p = 0; p < H * W; p++) {
+    for (let c = 0; c < C; c++) {
+      const v = x.data[p * C + c];
+      o[c] = max ? Math.max(o[c], v) : o[c] + v / (H * W);
+    }
+  }
+  return { shape: [C], data: o };
+};
+
+const dense: RefLayer<"Dense"> = (l, [x], w) => {
+  const k = w(l, "kernel")!;
+  const b = l.useBias ? w(l, "bias")! : undefined;
+  const n = x.data.length;
+  const o = new Float64Array(l.units);
+  for (let u = 0; u < l.units; u++) {
+    let s = b ? b[u] : 0;
+    for (let i = 0; i < n; i++) s += x.data[i] * k[i * l.units + u];
+    o[u] = s;
+  }
+  return { shape: [l.units], data: act(o, l.activation, l.units) };
+};
+
+/** One reference implementation per layer kind (a missing kind is a compile error). */
+const LAYERS: { [K in LayerKind]: RefLayer<K> } = {
+  InputLayer: (l) => {
+    throw new Error(`reference: InputLayer "${l.name}" is fed, not computed`);
+  },
+  Conv2D: conv2d,
+  BatchNormalization: batchNorm,
+  Activation: (l, [x]) => ({ shape: x.shape, data: act(x.data, l.activation, x.shape.at(-1)!) }),
+  ZeroPadding2D: zeroPadding,
+  MaxPooling2D: pooling,
+  AveragePooling2D: pooling,
+  Add: add,
+  Concatenate: concatenate,
+  GlobalAveragePooling2D: globalPooling,
+  GlobalMaxPooling2D: globalPooling,
+  Flatten: (_l, [x]) => ({ shape: [x.data.length], data: x.data }),
+  Dropout: (_l, [x]) => x,
+  Dense: dense,
+};
+
 /** Run `spec` on one image (NHWC without batch) and return every layer's output. */
 export function referenceForward(
   spec: NetSpec,
@@ -47,170 +229,14 @@ export function referenceForward(
   input: Float64Array,
 ): Map<string, RefTensor> {
   const out = new Map<string, RefTensor>();
-  const w = (
-    l: LayerSpec,
-    k: "kernel" | "bias" | "gamma" | "beta" | "moving_mean" | "moving_variance",
-  ) => weights.get(l.name)?.[k]?.data;
+  const w: Weight = (l, k) => weights.get(l.name)?.[k]?.data;
   for (const l of spec.layers) {
     if (l.kind === "InputLayer") {
       out.set(l.name, { shape: l.shape.map((d) => d ?? 0), data: input });
       continue;
     }
-    const x = out.get(l.inputs[0])!;
-    const [H, W, C] = x.shape;
-    let y: RefTensor;
-    switch (l.kind) {
-      case "Conv2D": {
-        const [kh, kw] = l.kernelSize;
-        const [sh, sw] = l.strides;
-        const [pt, , oh] = pads(H, kh, sh, l.padding);
-        const [pl, , ow] = pads(W, kw, sw, l.padding);
-        const k = w(l, "kernel")!;
-        const b = l.useBias ? w(l, "bias")! : undefined;
-        const F = l.filters;
-        const o = new Float64Array(oh * ow * F);
-        for (let i = 0; i < oh; i++) {
-          for (let j = 0; j < ow; j++) {
-            for (let f = 0; f < F; f++) {
-              let s = b ? b[f] : 0;
-              for (let u = 0; u < kh; u++) {
-                const yy = i * sh + u - pt;
-                if (yy < 0 || yy >= H) continue;
-                for (let v = 0; v < kw; v++) {
-                  const xx = j * sw + v - pl;
-                  if (xx < 0 || xx >= W) continue;
-                  for (let c = 0; c < C; c++) {
-                    s += x.data[(yy * W + xx) * C + c] * k[((u * kw + v) * C + c) * F + f];
-                  }
-                }
-              }
-              o[(i * ow + j) * F + f] = s;
-            }
-          }
-        }
-        y = { shape: [oh, ow, F], data: act(o, l.activation) };
-        break;
-      }
-      case "BatchNormalization": {
-        const c = x.shape[x.shape.length - 1];
-        const g = w(l, "gamma"), be = w(l, "beta");
-        const m = w(l, "moving_mean")!, va = w(l, "moving_variance")!;
-        const o = x.data.map((v, i) => {
-          const ch = i % c;
-          return (v - m[ch]) / Math.sqrt(va[ch] + l.epsilon) * (g ? g[ch] : 1) + (be ? be[ch] : 0);
-        });
-        y = { shape: x.shape, data: o };
-        break;
-      }
-      case "Activation":
-        y = { shape: x.shape, data: act(x.data, l.activation) };
-        break;
-      case "ZeroPadding2D": {
-        const [[t, b], [le, r]] = l.padding;
-        const oh = H + t + b, ow = W + le + r;
-        const o = new Float64Array(oh * ow * C);
-        for (let i = 0; i < H; i++) {
-          for (let j = 0; j < W; j++) {
-            for (let c = 0; c < C; c++) {
-              o[((i + t) * ow + j + le) * C + c] = x.data[(i * W + j) * C + c];
-            }
-          }
-        }
-        y = { shape: [oh, ow, C], data: o };
-        break;
-      }
-      case "MaxPooling2D":
-      case "AveragePooling2D": {
-        const [kh, kw] = l.poolSize;
-        const [sh, sw] = l.strides;
-        const [pt, , oh] = pads(H, kh, sh, l.padding);
-        const [pl, , ow] = pads(W, kw, sw, l.padding);
-        const o = new Float64Array(oh * ow * C);
-        for (let i = 0; i < oh; i++) {
-          for (let j = 0; j < ow; j++) {
-            for (let c = 0; c < C; c++) {
-              let mx = -Infinity, sum = 0, n = 0; // padding is excluded from max and mean (TF)
-              for (let u = 0; u < kh; u++) {
-                const yy = i * sh + u - pt;
-                if (yy < 0 || yy >= H) continue;
-                for (let v = 0; v < kw; v++) {
-                  const xx = j * sw + v - pl;
-                  if (xx < 0 || xx >= W) continue;
-                  const val = x.data[(yy * W + xx) * C + c];
-                  mx = Math.max(mx, val);
-                  sum += val;
-                  n++;
-                }
-              }
-              o[(i * ow + j) * C + c] = l.kind === "MaxPooling2D" ? mx : sum / n;
-            }
-          }
-        }
-        y = { shape: [oh, ow, C], data: o };
-        break;
-      }
-      case "Add": {
-        const o = new Float64Array(x.data.length);
-        for (const n of l.inputs) out.get(n)!.data.forEach((v, i) => (o[i] += v));
-        y = { shape: x.shape, data: o };
-        break;
-      }
-      case "Concatenate": {
-        const parts = l.inputs.map((n) => out.get(n)!);
-        const cs = parts.map((p) => p.shape[p.shape.length - 1]);
-        const ct = cs.reduce((a, b) => a + b, 0);
-        const pix = x.data.length / cs[0];
-        const o = new Float64Array(pix * ct);
-        for (let p = 0; p < pix; p++) {
-          let off = 0;
-          parts.forEach((t, k) => {
-            for (let c = 0; c < cs[k]; c++) o[p * ct + off + c] = t.data[p * cs[k] + c];
-            off += cs[k];
-          });
-        }
-        y = { shape: [...x.shape.slice(0, -1), ct], data: o };
-        break;
-      }
-      case "GlobalAveragePooling2D":
-      case "GlobalMaxPooling2D": {
-        const o = new Float64Array(C).fill(l.kind === "GlobalMaxPooling2D" ? -Infinity : 0);
-        for (let p = 0; p < H * W; p++) {
-          for (let c = 0; c < C; c++) {
-            const v = x.data[p * C + c];
-            o[c] = l.kind === "GlobalMaxPooling2D" ? Math.max(o[c], v) : o[c] + v / (H * W);
-          }
-        }
-        y = { shape: [C], data: o };
-        break;
-      }
-      case "Flatten":
-        y = { shape: [x.data.length], data: x.data };
-        break;
-      case "Dropout":
-        y = x;
-        break;
-      case "Dense": {
-        const k = w(l, "kernel")!;
-        const b = l.useBias ? w(l, "bias")! : undefined;
-        const n = x.data.length;
-        const o = new Float64Array(l.units);
-        for (let u = 0; u < l.units; u++) {
-          let s = b ? b[u] : 0;
-          for (let i = 0; i < n; i++) s += x.data[i] * k[i * l.units + u];
-          o[u] = s;
-        }
-        if (l.activation === "softmax") {
-          const m = Math.max(...o);
-          const e = o.map((v) => Math.exp(v - m));
-          const z = e.reduce((a, b) => a + b, 0);
-          y = { shape: [l.units], data: e.map((v) => v / z) };
-        } else y = { shape: [l.units], data: act(o, l.activation) };
-        break;
-      }
-      default:
-        return assertNever(l, "layer kind");
-    }
-    out.set(l.name, y);
+    const ins = l.inputs.map((n) => out.get(n)!);
+    out.set(l.name, (LAYERS[l.kind] as RefLayer<LayerKind>)(l, ins, w));
   }
   return out;
 }
