@@ -162,7 +162,13 @@ function parse(bytes: Uint8Array): { ds: dicomParser.DataSet; ts: string } {
   try {
     ds = dicomParser.parseDicom(bytes, options);
   } catch (e) {
-    throw new DicomError("corrupt_dicom", `unreadable DICOM (truncated or corrupt): ${errText(e)}`);
+    const why = errText(e);
+    throw new DicomError(
+      "corrupt_dicom",
+      /overrun|end of buffer|past the end/i.test(why)
+        ? `the DICOM file ends before its data does (truncated): ${why}`
+        : `unreadable DICOM (truncated or corrupt): ${why}`,
+    );
   }
   const ts = options.TransferSyntaxUID ?? ds.string("x00020010")?.replace(/\0/g, "").trim() ??
     EXPLICIT_LE;
