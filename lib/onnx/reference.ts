@@ -67,12 +67,51 @@ function pads(size: number, k: number, s: number, p: Padding): [number, number, 
   return [before, along - before, Math.ceil(size / s)];
 }
 
-const conv2d: RefLayer<"Conv2D"> = (l, [x], w) => {
+/** The input taps of one output pixel (i, j): `visit(index of x[yy, xx, 0], u, v)` in bounds. */
+interface Window {
+  H: number;
+  W: number;
+  C: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  pt: number;
+  pl: number;
+}
+
+function forTaps(
+  g: Window,
+  i: number,
+  j: number,
+  visit: (at: number, u: number, v: number) => void,
+) {
+  for (let u = 0; u < g.kh; u++) {
+    const yy = i * g.sh + u - g.pt;
+    if (yy < 0 || yy >= g.H) continue;
+    for (let v = 0; v < g.kw; v++) {
+      const xx = j * g.sw + v - g.pl;
+      if (xx < 0 || xx >= g.W) continue;
+      visit((yy * g.W + xx) * g.C, u, v);
+    }
+  }
+}
+
+/** The window of a conv/pool on `x` and its output size. */
+function windowOf(
+  x: RefTensor,
+  [kh, kw]: [number, number],
+  [sh, sw]: [number, number],
+  padding: Padding,
+): { g: Window; oh: number; ow: number } {
   const [H, W, C] = x.shape;
-  const [kh, kw] = l.kernelSize;
-  const [sh, sw] = l.strides;
-  const [pt, , oh] = pads(H, kh, sh, l.padding);
-  const [pl, , ow] = pads(W, kw, sw, l.padding);
+  const [pt, , oh] = pads(H, kh, sh, padding);
+  const [pl, , ow] = pads(W, kw, sw, padding);
+  return { g: { H, W, C, kh, kw, sh, sw, pt, pl }, oh, ow };
+}
+
+const conv2d: RefLayer<"Conv2D"> = (l, [x], w) => {
+  const { g, oh, ow } = windowOf(x, l.kernelSize, l.strides, l.padding);
   const k = w(l, "kernel")!;
   const b = l.useBias ? w(l, "bias")! : undefined;
   const F = l.filters;
@@ -81,17 +120,9 @@ const conv2d: RefLayer<"Conv2D"> = (l, [x], w) => {
     for (let j = 0; j < ow; j++) {
       for (let f = 0; f < F; f++) {
         let s = b ? b[f] : 0;
-        for (let u = 0; u < kh; u++) {
-          const yy = i * sh + u - pt;
-          if (yy < 0 || yy >= H) continue;
-          for (let v = 0; v < kw; v++) {
-            const xx = j * sw + v - pl;
-            if (xx < 0 || xx >= W) continue;
-            for (let c = 0; c < C; c++) {
-              s += x.data[(yy * W + xx) * C + c] * k[((u * kw + v) * C + c) * F + f];
-            }
-          }
-        }
+        forTaps(g, i, j, (at, u, v) => {
+          for (let c = 0; c < g.C; c++) s += x.data[at + c] * k[((u * g.kw + v) * g.C + c) * F + f];
+        });
         o[(i * ow + j) * F + f] = s;
       }
     }
@@ -126,28 +157,19 @@ const zeroPadding: RefLayer<"ZeroPadding2D"> = (l, [x]) => {
 };
 
 const pooling: RefLayer<"MaxPooling2D" | "AveragePooling2D"> = (l, [x]) => {
-  const [H, W, C] = x.shape;
-  const [kh, kw] = l.poolSize;
-  const [sh, sw] = l.strides;
-  const [pt, , oh] = pads(H, kh, sh, l.padding);
-  const [pl, , ow] = pads(W, kw, sw, l.padding);
+  const { g, oh, ow } = windowOf(x, l.poolSize, l.strides, l.padding);
+  const C = g.C;
   const o = new Float64Array(oh * ow * C);
   for (let i = 0; i < oh; i++) {
     for (let j = 0; j < ow; j++) {
       for (let c = 0; c < C; c++) {
         let mx = -Infinity, sum = 0, n = 0; // padding is excluded from max and mean (TF)
-        for (let u = 0; u < kh; u++) {
-          const yy = i * sh + u - pt;
-          if (yy < 0 || yy >= H) continue;
-          for (let v = 0; v < kw; v++) {
-            const xx = j * sw + v - pl;
-            if (xx < 0 || xx >= W) continue;
-            const val = x.data[(yy * W + xx) * C + c];
-            mx = Math.max(mx, val);
-            sum += val;
-            n++;
-          }
-        }
+        forTaps(g, i, j, (at) => {
+          const val = x.data[at + c];
+          mx = Math.max(mx, val);
+          sum += val;
+          n++;
+        });
         o[(i * ow + j) * C + c] = l.kind === "MaxPooling2D" ? mx : sum / n;
       }
     }
