@@ -3,6 +3,7 @@
  * Kaggle API when KAGGLE_USERNAME/KAGGLE_KEY are set, else from the public Mendeley Data
  * archive (Kermany et al. V2). Resumable, checksummed, then unpacked.
  */
+import { Buffer } from "node:buffer";
 import { basename, dirname, join, resolve } from "node:path";
 import { downloadResumable, installArchive, KAGGLE, MENDELEY } from "../data/download.ts";
 import { dataDir } from "../util/paths.ts";
@@ -114,7 +115,7 @@ export async function main(args: string[], io: CliIo = consoleIo): Promise<numbe
     }
     url = KAGGLE.url;
     fileName = KAGGLE.fileName;
-    headers["Authorization"] = `Basic ${btoa(`${user}:${key}`)}`;
+    headers["Authorization"] = `Basic ${Buffer.from(`${user}:${key}`).toString("base64")}`;
     io.out(`source: Kaggle ${KAGGLE.dataset}`);
   } else {
     const m = await mendeleyFile();
