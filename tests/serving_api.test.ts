@@ -10,6 +10,7 @@ import type { Classifier } from "../lib/inference/classifier.ts";
 import type { Explainer } from "../lib/explain/explainer.ts";
 import { type RunningServer, startServer } from "../lib/serving/server.ts";
 import { sharedDir } from "../lib/util/paths.ts";
+import { fakeClassifier } from "./serving_fixtures.ts";
 
 const assertEquals = (a: unknown, b: unknown, msg = "") => assert.deepStrictEqual(a, b, msg);
 const assertMatch = (s: string, re: RegExp) => assert.match(s, re);
@@ -22,36 +23,6 @@ const jpegPath = (cls: string, i: number) => {
   const names = [...Deno.readDirSync(join(TRAIN, cls))].map((e) => e.name).sort();
   return join(TRAIN, cls, names[i]);
 };
-
-/** P(pneumonia) = mean brightness, so different images give different answers. */
-function fakeClassifier(
-  net: Classifier["net"],
-  id: string,
-  opts: { delayMs?: number } = {},
-): Classifier & { calls: number } {
-  const c = {
-    id,
-    net,
-    calls: 0,
-    threshold: { method: "sens95", value: 0.5, val_sensitivity: 0.95, val_specificity: 0.7 },
-    weights: { label: "formula (not ImageNet)", md5: "0123456789abcdef", isImageNet: false },
-    gradcamLayer: "relu",
-    runDir: null,
-    meta: {} as Classifier["meta"],
-    async predict(images: Float32Array, n: number) {
-      c.calls++;
-      if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
-      let s = 0;
-      for (const v of images) s += v;
-      return {
-        prob: Float32Array.of(s / images.length / 255),
-        gradcam: { data: new Float32Array(7 * 7 * 4).fill(1), shape: [n, 7, 7, 4] },
-      };
-    },
-    async close() {},
-  };
-  return c;
-}
 
 const fakeExplain: Explainer = async (_c, image, ctx) => {
   assertEquals(image.length, 224 * 224 * 3);

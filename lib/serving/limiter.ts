@@ -28,6 +28,11 @@ export class ConcurrencyLimiter {
     return this.#waiting.length;
   }
 
+  /** True when a new job would be refused (every slot busy and the queue full). */
+  get saturated(): boolean {
+    return this.#active >= this.maxActive && this.#waiting.length >= this.maxQueue;
+  }
+
   /** The 503 answered when saturated. */
   busyError(): HttpError {
     return new HttpError(
@@ -94,4 +99,53 @@ function aborted(signal: AbortSignal): Promise<never> {
     if (signal.aborted) reject(signal.reason);
     else signal.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
+}
+
+/**
+ * Bounds the upload bytes held in memory by all requests together, counting bytes as they
+ * arrive (not as declared): a fast sender of big bodies is refused once the budget is spent,
+ * while slow senders, which hold little, never lock others out.
+ */
+export class BodyBudget {
+  #used = 0;
+  #open = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** Bytes held by uploads being received or waiting for their answer. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Requests holding upload bytes. */
+  get holders(): number {
+    return this.#open;
+  }
+
+  /** A per-request account: `add` throws 503 past the budget; `release` returns it all. */
+  open(): { add(n: number): void; release(): void } {
+    let mine = 0;
+    let released = false;
+    this.#open++;
+    return {
+      add: (n) => {
+        if (this.#used + n > this.maxBytes) {
+          throw new HttpError(
+            503,
+            "busy",
+            `server busy: uploads in progress hold ${this.#used} bytes of ${this.maxBytes}; retry later`,
+            { "retry-after": "1" },
+          );
+        }
+        this.#used += n;
+        mine += n;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#used -= mine;
+        this.#open--;
+      },
+    };
+  }
 }

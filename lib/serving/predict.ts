@@ -10,7 +10,7 @@ import type { Classifier } from "../inference/classifier.ts";
 import { IMAGE_SIZE } from "../inference/classifier.ts";
 import { assessInput, type GuardModel, type GuardVerdict } from "../inference/guard.ts";
 import { HttpError, jsonResponse } from "./errors.ts";
-import type { ConcurrencyLimiter } from "./limiter.ts";
+import type { BodyBudget, ConcurrencyLimiter } from "./limiter.ts";
 import {
   type ModelEntry,
   type ModelRegistry,
@@ -33,6 +33,10 @@ export interface PredictDeps {
   registry: ModelRegistry;
   limiter: ConcurrencyLimiter;
   limits: UploadLimits;
+  /** Upload bytes held by all requests together. */
+  budget: BodyBudget;
+  /** The body must arrive within this -> 408. */
+  bodyTimeoutMs: number;
   /** From a complete upload to the answer, queue wait included -> 504. */
   timeoutMs: number;
   explain?: Explainer;
@@ -176,41 +180,51 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
     const thresholds = selected.map((m) =>
       deps.registry.profile(m, url.searchParams.get("threshold"))
     );
+    // Refuse before reading the body when no place is free anyway.
+    if (deps.limiter.saturated) throw deps.limiter.busyError();
     const t0 = performance.now();
-    const bytes = await extractImageBytes(req, deps.limits.maxBytes);
-    const header = await inspectUpload(bytes, deps.limits);
-    return await deps.limiter.run(async (signal) => {
-      const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
-      const verdict: GuardVerdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
-      // Never a silent prediction on a foreign image: withheld unless asked for.
-      const withhold = !verdict.ok && !force;
-      const results = [];
-      for (const [k, m] of selected.entries()) {
-        signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
-        results.push(
-          withhold
-            ? withheld(m, thresholds[k])
-            : await runModel(deps, m, img, gradcam, thresholds[k]),
-        );
-      }
-      return jsonResponse({
-        image: {
-          width: img.width,
-          height: img.height,
-          format: img.format,
-          bytes: img.bytes,
-          sha256: img.sha256,
-          ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
-          // What the models saw (browsers cannot show DICOM; Grad-CAM layers go over it).
-          ...(img.format === "dicom" || gradcam
-            ? { preview_png_base64: toBase64(await previewPng(img.rgb, IMAGE_SIZE)) }
-            : {}),
-        },
-        guard: { ...verdict, withheld: withhold },
-        results,
-        latency_ms: round(performance.now() - t0, 2),
-        notice: NOTICE,
+    const account = deps.budget.open();
+    try {
+      const bytes = await extractImageBytes(req, deps.limits.maxBytes, {
+        timeoutMs: deps.bodyTimeoutMs,
+        account,
       });
-    }, deps.timeoutMs);
+      const header = await inspectUpload(bytes, deps.limits);
+      return await deps.limiter.run(async (signal) => {
+        const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
+        const verdict: GuardVerdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
+        // Never a silent prediction on a foreign image: withheld unless asked for.
+        const withhold = !verdict.ok && !force;
+        const results = [];
+        for (const [k, m] of selected.entries()) {
+          signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
+          results.push(
+            withhold
+              ? withheld(m, thresholds[k])
+              : await runModel(deps, m, img, gradcam, thresholds[k]),
+          );
+        }
+        return jsonResponse({
+          image: {
+            width: img.width,
+            height: img.height,
+            format: img.format,
+            bytes: img.bytes,
+            sha256: img.sha256,
+            ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
+            // What the models saw (browsers cannot show DICOM; Grad-CAM layers go over it).
+            ...(img.format === "dicom" || gradcam
+              ? { preview_png_base64: toBase64(await previewPng(img.rgb, IMAGE_SIZE)) }
+              : {}),
+          },
+          guard: { ...verdict, withheld: withhold },
+          results,
+          latency_ms: round(performance.now() - t0, 2),
+          notice: NOTICE,
+        });
+      }, deps.timeoutMs);
+    } finally {
+      account.release();
+    }
   };
 }

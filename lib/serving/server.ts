@@ -7,7 +7,9 @@ import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import type { GuardModel } from "../inference/guard.ts";
 import { errorResponse, HttpError, jsonResponse } from "./errors.ts";
-import { ConcurrencyLimiter } from "./limiter.ts";
+import { type ConnectionLimits, listen } from "./http.ts";
+import { hostChecker } from "./host.ts";
+import { BodyBudget, ConcurrencyLimiter } from "./limiter.ts";
 import { ModelRegistry } from "./models.ts";
 import { openApiDocument } from "./openapi.ts";
 import { NOTICE, predictRoute } from "./predict.ts";
@@ -30,8 +32,14 @@ export interface ServerOptions {
   maxConcurrent?: number;
   /** Requests waiting for a slot before 503 (default 64). */
   maxQueue?: number;
-  /** Per-request limit in ms (default 30000) -> 504. */
+  /** From a complete upload to its answer, queue wait included, in ms (default 30000) -> 504. */
   timeoutMs?: number;
+  /** An upload must arrive within this many ms (default 30000) -> 408. */
+  bodyTimeoutMs?: number;
+  /** Upload bytes held in memory by all requests together (default 8 x limits.maxBytes) -> 503. */
+  maxBufferedBytes?: number;
+  /** Host names answered besides IP literals and localhost (DNS rebinding guard) -> 421. */
+  allowedHosts?: string[];
   /** Called once per request with a short access-log line. */
   log?: (line: string) => void;
   staticDir?: string;
@@ -48,14 +56,29 @@ export interface Handler {
   /** Settles when the classifiers are loaded (or failed to load). */
   ready: Promise<void>;
   limiter: ConcurrencyLimiter;
+  budget: BodyBudget;
+}
+
+/** What bounds the work in flight; /readyz reports it. */
+interface Bounds {
+  limiter: ConcurrencyLimiter;
+  budget: BodyBudget;
 }
 
 const get = (handle: Route["handle"]): Route => ({ methods: ["GET"], handle });
 
-function readiness(registry: ModelRegistry, limiter: ConcurrencyLimiter): Response {
+/** Ready once models are loaded; the counts include timed-out work still holding its slot. */
+function readiness(registry: ModelRegistry, { limiter, budget }: Bounds): Response {
   const state = registry.state;
   if (state.status !== "ready") return jsonResponse(state, 503);
-  return jsonResponse({ ...state, active: limiter.active, queued: limiter.queued });
+  return jsonResponse({
+    ...state,
+    active: limiter.active,
+    queued: limiter.queued,
+    uploads: budget.holders,
+    uploadBytes: budget.used,
+    busy: limiter.saturated,
+  });
 }
 
 /** What /v1/models says about the guard: fitted or tags only, and its measured false alarms. */
@@ -70,12 +93,12 @@ function guardSummary(g: GuardModel | null | undefined) {
 }
 
 /** Every path the server answers; /openapi.json describes the same set. */
-function routeTable(opts: ServerOptions, registry: ModelRegistry, limiter: ConcurrencyLimiter) {
+function routeTable(opts: ServerOptions, registry: ModelRegistry, bounds: Bounds) {
   const serveStatic = staticFiles(opts.staticDir ?? DEFAULT_STATIC_DIR);
   const routes: Record<string, Route> = {
     "/openapi.json": get(() => jsonResponse(openApiDocument())),
     "/healthz": get(() => jsonResponse({ status: "ok" })),
-    "/readyz": get(() => readiness(registry, limiter)),
+    "/readyz": get(() => readiness(registry, bounds)),
     "/v1/models": get(() =>
       jsonResponse({ models: registry.describe(), guard: guardSummary(opts.guard), notice: NOTICE })
     ),
@@ -83,9 +106,10 @@ function routeTable(opts: ServerOptions, registry: ModelRegistry, limiter: Concu
       methods: ["POST"],
       handle: predictRoute({
         registry,
-        limiter,
-        limits: { ...DEFAULT_LIMITS, ...opts.limits },
+        ...bounds,
+        limits: limitsOf(opts),
         timeoutMs: opts.timeoutMs ?? 30_000,
+        bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
         explain: opts.explain,
         guard: opts.guard ?? null,
         log: opts.log,
@@ -121,14 +145,21 @@ function toErrorResponse(e: unknown, log?: (line: string) => void): Response {
   return errorResponse(new HttpError(500, "internal", `internal error: ${(e as Error)?.message}`));
 }
 
+const limitsOf = (opts: ServerOptions): UploadLimits => ({ ...DEFAULT_LIMITS, ...opts.limits });
+
 export function createHandler(opts: ServerOptions): Handler {
   const registry = new ModelRegistry(opts.classifiers, opts.defaultThreshold);
-  const limiter = new ConcurrencyLimiter(opts.maxConcurrent ?? 2, opts.maxQueue ?? 64);
-  const routes = routeTable(opts, registry, limiter);
+  const bounds = {
+    limiter: new ConcurrencyLimiter(opts.maxConcurrent ?? 2, opts.maxQueue ?? 64),
+    budget: new BodyBudget(opts.maxBufferedBytes ?? 8 * limitsOf(opts).maxBytes),
+  };
+  const routes = routeTable(opts, registry, bounds);
+  const checkHost = hostChecker(opts.allowedHosts ?? []);
   const handler = (async (req: Request): Promise<Response> => {
     const t0 = performance.now();
     let res: Response;
     try {
+      checkHost(req);
       res = await dispatch(routes, req);
     } catch (e) {
       res = toErrorResponse(e, opts.log);
@@ -139,7 +170,7 @@ export function createHandler(opts: ServerOptions): Handler {
     return res;
   }) as Handler;
   handler.ready = registry.ready;
-  handler.limiter = limiter;
+  Object.assign(handler, bounds);
   return handler;
 }
 
@@ -154,26 +185,31 @@ export interface RunningServer {
 }
 
 /** Binds the handler (loopback by default; port 0 picks a free port). */
-export function startServer(
-  opts: ServerOptions & { hostname?: string; port?: number; signal?: AbortSignal },
+export async function startServer(
+  opts: ServerOptions & {
+    hostname?: string;
+    port?: number;
+    signal?: AbortSignal;
+    connections?: Partial<ConnectionLimits>;
+  },
 ): Promise<RunningServer> {
-  const handler = createHandler(opts);
   const hostname = opts.hostname ?? "127.0.0.1";
-  const server = Deno.serve({
-    hostname,
-    port: opts.port ?? 8080,
-    signal: opts.signal,
-    onListen: () => {}, // the CLI prints the URL itself
-    onError: (e) => toErrorResponse(e, opts.log),
-  }, handler);
-  const port = (server.addr as Deno.NetAddr).port;
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  return Promise.resolve({
-    url: `http://${host}:${port}`,
-    hostname,
-    port,
+  const handler = createHandler({ ...opts, allowedHosts: [hostname, ...opts.allowedHosts ?? []] });
+  // The socket-level deadline backs the handler's own (which answers a JSON 408 first).
+  const requestTimeoutMs = (opts.bodyTimeoutMs ?? 30_000) + 5_000;
+  const server = await listen(
     handler,
-    close: () => server.shutdown(),
+    { hostname, port: opts.port ?? 8080, limits: { requestTimeoutMs, ...opts.connections } },
+    (e) => toErrorResponse(e, opts.log),
+  );
+  opts.signal?.addEventListener("abort", () => server.close(), { once: true });
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return {
+    url: `http://${host}:${server.port}`,
+    hostname,
+    port: server.port,
+    handler,
+    close: server.close,
     finished: server.finished,
-  });
+  };
 }

@@ -45,8 +45,20 @@ function mb(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** Reads the body, refusing (413) as soon as it exceeds maxBytes. */
-export async function readBodyCapped(req: Request, maxBytes: number): Promise<Uint8Array> {
+/** How a body may be read: its deadline, and the account its bytes are charged to. */
+export interface BodyReadOptions {
+  /** The whole body must arrive within this many ms, else 408 (default: no deadline). */
+  timeoutMs?: number;
+  /** Charged with each chunk as it arrives; throws (503) when the server's budget is spent. */
+  account?: { add(bytes: number): void };
+}
+
+/** Reads the body, refusing (413) as soon as it exceeds maxBytes, (408) when too slow. */
+export async function readBodyCapped(
+  req: Request,
+  maxBytes: number,
+  opts: BodyReadOptions = {},
+): Promise<Uint8Array> {
   const declared = Number(req.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new HttpError(
@@ -59,22 +71,40 @@ export async function readBodyCapped(req: Request, maxBytes: number): Promise<Ui
   const chunks: Uint8Array[] = [];
   let total = 0;
   const reader = req.body.getReader();
+  let late = false;
+  // Cancelling the reader ends a pending read() at once, however slowly the client sends.
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+    late = true;
+    reader.cancel().catch(() => {});
+  }, opts.timeoutMs);
   try {
     while (true) {
       const { done, value } = await reader.read();
+      if (late) {
+        throw new HttpError(
+          408,
+          "body_timeout",
+          `upload not received within ${opts.timeoutMs} ms (${total} bytes arrived); send it faster or raise --body-timeout-ms`,
+        );
+      }
       if (done) break;
       total += value.byteLength;
       if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
         throw new HttpError(
           413,
           "payload_too_large",
           `upload exceeds the limit of ${mb(maxBytes)}`,
         );
       }
+      opts.account?.add(value.byteLength);
       chunks.push(value);
     }
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    if (e instanceof HttpError) throw e;
+    throw new HttpError(400, "body_aborted", `upload interrupted: ${(e as Error).message}`);
   } finally {
+    clearTimeout(timer);
     reader.releaseLock();
   }
   const out = new Uint8Array(total);
@@ -87,7 +117,11 @@ export async function readBodyCapped(req: Request, maxBytes: number): Promise<Ui
 }
 
 /** The image bytes of a request: multipart field `image` or a raw JPEG/PNG body. */
-export async function extractImageBytes(req: Request, maxBytes: number): Promise<Uint8Array> {
+export async function extractImageBytes(
+  req: Request,
+  maxBytes: number,
+  opts: BodyReadOptions = {},
+): Promise<Uint8Array> {
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type !== "multipart/form-data" && !RAW_TYPES.has(type)) {
     throw new HttpError(
@@ -98,7 +132,7 @@ export async function extractImageBytes(req: Request, maxBytes: number): Promise
       } not accepted: send multipart/form-data with a field "image", or a raw image/jpeg, image/png or application/dicom body`,
     );
   }
-  const body = await readBodyCapped(req, maxBytes);
+  const body = await readBodyCapped(req, maxBytes, opts);
   if (body.byteLength === 0) {
     throw new HttpError(
       400,
