@@ -9,6 +9,7 @@ import { downloadResumable, installArchive, KAGGLE, MENDELEY } from "../data/dow
 import { dataDir } from "../util/paths.ts";
 import { type CliIo, consoleIo, nonNegativeInt, parseCli, usageError } from "./args.ts";
 import { exists } from "../util/fs.ts";
+import { runCli } from "./entry.ts";
 
 export const USAGE =
   `usage: deno task data:download [--source auto|mendeley|kaggle] [--url URL] [--sha256 HEX]
@@ -158,4 +159,4 @@ export async function main(args: string[], io: CliIo = consoleIo): Promise<numbe
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("data:download", main));

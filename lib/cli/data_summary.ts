@@ -7,6 +7,7 @@ import { DEFAULT_SEED, DEFAULT_VAL_FRACTION } from "../data/splits.ts";
 import { formatSummary, summarizeDataset } from "../data/summary.ts";
 import { dataDir } from "../util/paths.ts";
 import { type CliIo, consoleIo, numberFlag, parseCli } from "./args.ts";
+import { runCli } from "./entry.ts";
 
 export const USAGE =
   `usage: deno task data:summary [--data DIR] [--quick] [--seed N] [--val-fraction F] [--json]
@@ -53,4 +54,4 @@ export async function main(args: string[], io: CliIo = consoleIo): Promise<numbe
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("data:summary", main));

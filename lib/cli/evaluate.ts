@@ -14,6 +14,7 @@ import { formatEvaluation } from "../evaluation/format.ts";
 import { predictSplit } from "../evaluation/predict.ts";
 import { parseThresholdMethod } from "../evaluation/threshold.ts";
 import { resolveProfile } from "../evaluation/profiles.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task evaluate --run <run-id|dir> [options]
 
@@ -105,4 +106,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("evaluate", main));

@@ -16,6 +16,7 @@ import { extractFeatures, POOLED_LAYER } from "../features/extract.ts";
 import { defaultThreads } from "../onnx/session.ts";
 import { dataDir } from "../util/paths.ts";
 import type { NetName } from "../models/spec.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task features --model <${NET_NAMES.join("|")}> [options]
   --model NAME     network (case-insensitive)
@@ -117,4 +118,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("features", main));

@@ -5,6 +5,7 @@
  */
 import { spoolRoot, syncSpool } from "../tracking/spool.ts";
 import { parseCli } from "./args.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task mlflow:sync [--uri URL] [--spool DIR]
   --uri URL    send to this tracking server instead of the one each run was opened with
@@ -40,4 +41,4 @@ export async function main(
   return result.pending === 0 ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("mlflow:sync", main));

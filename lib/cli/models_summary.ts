@@ -6,6 +6,7 @@ import { getNetSpec, NET_INFO, NET_NAMES, parseNetName } from "../models/registr
 import { withHead } from "../models/head.ts";
 import { formatSummary, summarize } from "../models/summary.ts";
 import { parseCli, usageError } from "./args.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task models:summary --model <${NET_NAMES.join("|")}> [options]
   --model NAME            network (case-insensitive)
@@ -45,4 +46,4 @@ export function main(args: string[]): number {
   }
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("models:summary", main));

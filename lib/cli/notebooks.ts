@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import { outputsDir, PROJECT_ROOT } from "../util/paths.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `Usage: deno task notebooks [--only VGG16|ResNet50|DenseNet121] [--profile quick|full]
                            [--out DIR] [--no-html] [--timeout SECONDS]
@@ -103,4 +104,4 @@ export async function runNotebooks(argv: string[]): Promise<number> {
   return res.code;
 }
 
-if (import.meta.main) Deno.exit(await runNotebooks(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("notebooks", runNotebooks));

@@ -7,6 +7,7 @@
 import { latestRunsPerNet, writeReport } from "../reporting/report.ts";
 import { resolveRunDir, runsDir } from "../util/paths.ts";
 import { nonNegativeInt, parseCli, usageError } from "./args.ts";
+import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task report [options]
 
@@ -63,4 +64,4 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("report", main));

@@ -19,6 +19,7 @@ import { startServer } from "../serving/server.ts";
 import { cacheDir, dataDir, outputsDir, runsDir, sharedDir } from "../util/paths.ts";
 import { GUARD_FILE, type GuardModel, loadGuard } from "../inference/guard.ts";
 import { numberFlag } from "./args.ts";
+import { describeError, runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task serve [options]
   --run <id|dir>        serve a training run (repeatable); default: every run with ${CLASSIFIER_ONNX_FILE}
@@ -27,18 +28,23 @@ const USAGE = `usage: deno task serve [options]
   --demo-net <net>      net of the demo classifier (default densenet121)
   --host <addr>         bind address (default 127.0.0.1, loopback only)
   --port <n>            port (default 8080; 0 picks a free one)
+  --allow-host <name>   also answer requests for this Host name (repeatable; IP addresses
+                        and localhost always pass, other names get 421: DNS-rebinding guard)
   --max-upload-mb <n>   upload limit in MB (default 20)
   --max-megapixels <n>  image size limit (default 50)
   --concurrency <n>     predictions at once (default 2)
   --queue <n>           waiting requests before 503 (default 64)
-  --timeout-ms <n>      per-request limit (default 30000)
+  --timeout-ms <n>      from a received upload to its answer, queue included (default 30000)
+  --body-timeout-ms <n> an upload must arrive within this, else 408 (default 30000)
   --threads <n>         ONNX Runtime threads per model (default: ORT's choice)
   --guard <file>        out-of-distribution guard from \`deno task guard\` (default: <outputs>/guard.json if present)
   --no-guard            check DICOM tags only, no image score
   --threshold PROFILE   default threshold profile: validation (default) or site:NAME from
                         \`deno task calibrate\`; a request's ?threshold= overrides it
   --quiet               no access log
-  -h, --help            this help`;
+  --debug               print the stack of an unexpected error (or CXR_DEBUG=1)
+  -h, --help            this help
+A run folder that cannot be loaded (incomplete, corrupt) is skipped with a warning.`;
 
 /** A number flag > 0 (>= 0 with `allowZero`), `fallback` when absent. */
 function positive(name: string, v: string | undefined, fallback: number, allowZero = false) {
@@ -53,13 +59,8 @@ function trainDir(): string {
 /** Run dirs to serve: explicit ids/paths, or every run with a classifier.onnx. */
 function findRuns(runs: string[]): string[] {
   if (runs.length > 0) {
-    return runs.map((r) => {
-      const dir = isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r);
-      if (!isServableRun(dir)) {
-        throw new Error(`run "${r}": no ${CLASSIFIER_ONNX_FILE} (nor ensemble.json) in ${dir}`);
-      }
-      return dir;
-    });
+    // A named run that cannot be loaded is reported (and skipped) by loadAll like any other.
+    return runs.map((r) => isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r));
   }
   if (!existsSync(runsDir())) return [];
   return [...Deno.readDirSync(runsDir())]
@@ -74,6 +75,7 @@ async function loadAll(
   demo: NetName | null,
   threads: number | undefined,
   log: (s: string) => void,
+  warn: (s: string) => void = (s) => console.error(s),
 ): Promise<Classifier[]> {
   const sources: (string | { onnxPath: string })[] = [
     ...runs,
@@ -93,13 +95,28 @@ async function loadAll(
   const isEnsemble = (s: string | { onnxPath: string }) =>
     typeof s === "string" && existsSync(join(s, "ensemble.json"));
   sources.sort((a, b) => Number(isEnsemble(a)) - Number(isEnsemble(b)));
+  const skipped: string[] = [];
   for (const s of sources) {
-    const c = await loadClassifier(s, { threads, loaded });
-    if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);
-    log(
-      `loaded ${c.id} (${c.net}, weights ${c.weights.label}, threshold ${c.threshold.value} ${c.threshold.method})`,
+    const name = typeof s === "string" ? s : s.onnxPath;
+    try {
+      const c = await loadClassifier(s, { threads, loaded });
+      if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);
+      log(
+        `loaded ${c.id} (${c.net}, weights ${c.weights.label}, threshold ${c.threshold.value} ${c.threshold.method})`,
+      );
+      out.push(c);
+    } catch (e) {
+      // One incomplete or damaged run must not take the others down.
+      warn(`serve: warning: skipping ${name}: ${describeError(e)}`);
+      skipped.push(name);
+    }
+  }
+  if (out.length === 0) {
+    throw new Error(
+      `none of the ${sources.length} classifier(s) could be loaded (${
+        skipped.join(", ")
+      }); see the warnings above`,
     );
-    out.push(c);
   }
   return out;
 }
@@ -144,6 +161,8 @@ export async function main(args: string[]): Promise<number> {
         concurrency: { type: "string" },
         queue: { type: "string" },
         "timeout-ms": { type: "string" },
+        "body-timeout-ms": { type: "string" },
+        "allow-host": { type: "string", multiple: true },
         threads: { type: "string" },
         guard: { type: "string" },
         "no-guard": { type: "boolean" },
@@ -164,12 +183,13 @@ export async function main(args: string[]): Promise<number> {
   let opts;
   try {
     opts = {
-      port: positive("port", values.port, 8080, true),
+      port: numberFlag("port", values.port, { integer: true, min: 0, below: 65536 }) ?? 8080,
       maxBytes: positive("max-upload-mb", values["max-upload-mb"], 20) * 1024 * 1024,
       maxPixels: positive("max-megapixels", values["max-megapixels"], 50) * 1e6,
       concurrency: positive("concurrency", values.concurrency, 2),
       queue: positive("queue", values.queue, 64, true),
       timeoutMs: positive("timeout-ms", values["timeout-ms"], 30_000),
+      bodyTimeoutMs: positive("body-timeout-ms", values["body-timeout-ms"], 30_000),
       threads: values.threads ? positive("threads", values.threads, 0) : undefined,
       demo: values.demo ? parseNetName(values["demo-net"] ?? "densenet121") : null,
     };
@@ -177,14 +197,8 @@ export async function main(args: string[]): Promise<number> {
     console.error(`serve: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  let runs: string[];
-  try {
-    // --demo alone serves only the demo; with --run/--model it is added to those.
-    runs = opts.demo && !values.run && !values.model ? [] : findRuns(values.run ?? []);
-  } catch (e) {
-    console.error(`serve: ${(e as Error).message}`);
-    return 1;
-  }
+  // --demo alone serves only the demo; with --run/--model it is added to those.
+  const runs = opts.demo && !values.run && !values.model ? [] : findRuns(values.run ?? []);
   const models = values.model ?? [];
   if (runs.length === 0 && models.length === 0 && !opts.demo) {
     console.error(
@@ -200,20 +214,33 @@ export async function main(args: string[]): Promise<number> {
     console.error(`serve: ${(e as Error).message}`);
     return 1;
   }
+  const hostname = values.host ?? "127.0.0.1";
   const classifiers = loadAll(runs, models, opts.demo, opts.threads, log);
-  const server = await startServer({
-    classifiers,
-    explain: gradCamExplainer,
-    guard,
-    defaultThreshold: values.threshold ?? "validation",
-    hostname: values.host ?? "127.0.0.1",
-    port: opts.port,
-    limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },
-    maxConcurrent: opts.concurrency,
-    maxQueue: opts.queue,
-    timeoutMs: opts.timeoutMs,
-    log,
-  });
+  classifiers.catch(() => {}); // reported below, once the server is up
+  let server;
+  try {
+    server = await startServer({
+      classifiers,
+      explain: gradCamExplainer,
+      guard,
+      defaultThreshold: values.threshold ?? "validation",
+      hostname,
+      port: opts.port,
+      allowedHosts: values["allow-host"] ?? [],
+      limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },
+      maxConcurrent: opts.concurrency,
+      maxQueue: opts.queue,
+      timeoutMs: opts.timeoutMs,
+      bodyTimeoutMs: opts.bodyTimeoutMs,
+      log,
+    });
+  } catch (e) {
+    const why = (e as { code?: string }).code === "EINVAL"
+      ? `${(e as Error).message}; is --host an address of this machine?`
+      : describeError(e);
+    console.error(`serve: cannot listen on ${hostname} port ${opts.port}: ${why}`);
+    return 1;
+  }
   console.log(
     `cxr serving on ${server.url}/ (API: ${server.url}/openapi.json). Research prototype, not a diagnostic device.`,
   );
@@ -234,4 +261,4 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("serve", main));

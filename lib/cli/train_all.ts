@@ -18,6 +18,7 @@ import { exists, isDirectory } from "../util/fs.ts";
 import { fitGuard, GUARD_FILE } from "../inference/guard.ts";
 import { logToRunMlflow } from "../tracking/run_log.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
+import { runCli } from "./entry.ts";
 
 /** Samples this process' resident memory once a second; stop() returns the peak in bytes. */
 function peakMemorySampler(): { stop(): number } {
@@ -201,4 +202,4 @@ async function fitGuardOnce(dataRoot: string, seed: number): Promise<void> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) Deno.exit(await runCli("train-all", main));

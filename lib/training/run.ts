@@ -120,7 +120,6 @@ export async function trainRun(
     };
   }
   if (opts.force) await Deno.remove(run.dir, { recursive: true }).catch(() => {});
-  await Deno.mkdir(run.checkpointsDir, { recursive: true });
   log(`backend ${backend.name} (${backend.detail})`);
   const data = await loadData(config);
   for (const w of data.warnings) log(`data: ${w}`);
@@ -134,6 +133,10 @@ export async function trainRun(
     mlflowRunId: tracker && tracker.backend !== "off" ? tracker.runId : previous?.mlflowRunId,
     startedAt: previous?.startedAt ?? new Date().toISOString(),
   };
+  // Created only now: a run failing on its data, weights or flags leaves no empty folder.
+  await Deno.mkdir(run.checkpointsDir, { recursive: true }).catch((e) => {
+    throw new Error(`cannot create the run folder ${run.dir} (CXR_OUTPUTS): ${e.message}`);
+  });
   await run.writeStatus(status);
   const firstAttempt = !previous;
   const ctx = {

@@ -235,7 +235,8 @@ function matchLayers(
       `layer ${first.layer} (${shapes}) is not in the file` +
         (missing.length > 1 ? ` (nor ${missing.length - 1} other layer(s))` : "") +
         `, and the file has ${withWeights.length} layers with weights where the model has ` +
-        `${wanted.length}, so they cannot be matched by order either`,
+        `${wanted.length}, so they cannot be matched by order either: is it the weights file ` +
+        `of another net? Give --weights a notop .h5 of this net`,
       first.layer,
     );
   }
