@@ -73,6 +73,7 @@ Deno.test({
           guard: null,
         });
         try {
+          await server.handler.ready; // the profiles are read from disk as the models load
           const models: Json = await (await fetch(`${server.url}/v1/models`)).json();
           assert.deepEqual(models.models[0].thresholdProfiles, ["validation", "site:low"]);
           assert.deepEqual(models.models[1].thresholdProfiles, ["validation"]);
