@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { sharedDir } from "../lib/util/paths.ts";
+import { limitRows, rssMb, type ServerProcess, waitReady } from "./serving_limits.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     run: { type: "string" },
     requests: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "16" },
+    "limits-only": { type: "boolean", default: false },
   },
 });
 const TOTAL = Number(values.requests);
@@ -122,7 +124,7 @@ function pickKind(i: number): Kind {
   return KINDS[0].kind;
 }
 
-async function startServerProcess(): Promise<{ url: string; child: Deno.ChildProcess }> {
+async function startServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
   const args = [
     "run",
     "-A",
@@ -130,6 +132,7 @@ async function startServerProcess(): Promise<{ url: string; child: Deno.ChildPro
     "--port",
     "0",
     "--quiet",
+    ...extraArgs,
   ];
   if (values.run) args.push("--run", values.run);
   else args.push("--demo");
@@ -152,28 +155,6 @@ async function startServerProcess(): Promise<{ url: string; child: Deno.ChildPro
   }
 }
 
-async function waitReady(url: string) {
-  for (let i = 0; i < 600; i++) {
-    try {
-      const r = await fetch(`${url}/readyz`);
-      await r.body?.cancel();
-      if (r.ok) return;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error("server not ready after 120 s");
-}
-
-function peakRssMb(pid: number): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    const m = status.match(/VmHWM:\s+(\d+) kB/);
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 async function sequential(url: string, imgs: Uint8Array[], n: number, query: string) {
   const wall: number[] = [];
   const model: number[] = [];
@@ -190,100 +171,125 @@ async function sequential(url: string, imgs: Uint8Array[], n: number, query: str
   return { wall, model };
 }
 
-const imgs = pool();
-const { url, child } = await startServerProcess();
-let crashed = false;
-child.status.then((s) => {
-  if (!s.success && !s.signal) crashed = true;
-});
-try {
-  await waitReady(url);
-  // Warm-up (ORT first runs, Grad-CAM tail build).
-  await sequential(url, imgs, 3, "");
-  await sequential(url, imgs, 2, "?explain=gradcam");
-
-  const seq = await sequential(url, imgs, 40, "");
-  const seqGc = await sequential(url, imgs, 20, "?explain=gradcam");
-
-  const latency: Record<string, number[]> = {};
-  const modelMs: number[] = [];
-  const unexpected: Record<string, number> = {};
-  let busy = 0;
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < TOTAL) {
-      const i = next++;
-      const kind = pickKind(i);
-      const { init, query } = kind.make(imgs[i % imgs.length]);
-      const t = performance.now();
-      let status = 0;
-      try {
-        const res = await fetch(`${url}/v1/predict${query}`, init);
-        const body = await res.json();
-        status = res.status;
-        if (status === 200) modelMs.push(body.results[0].latency_ms);
-      } catch (e) {
-        unexpected[`network error: ${(e as Error).message}`] =
-          (unexpected[`network error: ${(e as Error).message}`] ?? 0) + 1;
-        continue;
-      }
-      (latency[kind.name] ??= []).push(performance.now() - t);
-      if (status === 503) busy++;
-      else if (status !== kind.expect) {
-        const k = `${kind.name}: got ${status}, expected ${kind.expect}`;
-        unexpected[k] = (unexpected[k] ?? 0) + 1;
-      }
-    }
-  }));
-  const seconds = (performance.now() - t0) / 1000;
-  const health = await fetch(`${url}/healthz`).then((r) => r.ok).catch(() => false);
-  const rss = peakRssMb(child.pid);
-  const good = [...(latency["good raw jpeg"] ?? []), ...(latency["good multipart"] ?? [])];
-  const bad = Object.entries(latency).filter(([k]) => !k.startsWith("good")).flatMap(([, v]) => v);
-  const errors = Object.values(unexpected).reduce((s, v) => s + v, 0);
-  const f = (x: number) => x.toFixed(1);
-  const rows: [string, string, string][] = [
-    ["sequential, 1 net: p50 model latency (ms)", f(quantile(seq.model, 0.5)), "<= 80"],
-    [
-      "sequential, 1 net: p50 / p95 end-to-end (ms)",
-      `${f(quantile(seq.wall, 0.5))} / ${f(quantile(seq.wall, 0.95))}`,
-      "<= 80 (p50)",
-    ],
-    [
-      "sequential + Grad-CAM: p50 / p95 end-to-end (ms)",
-      `${f(quantile(seqGc.wall, 0.5))} / ${f(quantile(seqGc.wall, 0.95))}`,
-      "-",
-    ],
-    [
-      `${TOTAL} mixed @ ${CONCURRENCY}: good p50 / p95 (ms)`,
-      `${f(quantile(good, 0.5))} / ${f(quantile(good, 0.95))}`,
-      "queueing included",
-    ],
-    [
-      `${TOTAL} mixed @ ${CONCURRENCY}: bad p50 / p95 (ms)`,
-      `${f(quantile(bad, 0.5))} / ${f(quantile(bad, 0.95))}`,
-      "-",
-    ],
-    [`${TOTAL} mixed @ ${CONCURRENCY}: model latency p50 (ms)`, f(quantile(modelMs, 0.5)), "<= 80"],
-    ["throughput (req/s; good img/s)", `${f(TOTAL / seconds)}; ${f(good.length / seconds)}`, "-"],
-    ["unexpected statuses / network errors", String(errors), "0"],
-    ["503 busy", String(busy), "0 at queue 64"],
-    ["server crashes", crashed || !health ? "1" : "0", "0"],
-    ["server peak RSS (MB)", f(rss), "-"],
-  ];
-  const w = Math.max(...rows.map((r) => r[0].length));
-  console.log(
-    `\nserving benchmark (${
-      values.run ?? "demo DenseNet121, formula weights, not ImageNet"
-    }; ${navigator.hardwareConcurrency} CPUs)`,
-  );
-  console.log(`${"measure".padEnd(w)}  ${"value".padStart(16)}  goal`);
-  for (const [k, v, g] of rows) console.log(`${k.padEnd(w)}  ${v.padStart(16)}  ${g}`);
-  for (const [k, v] of Object.entries(unexpected)) console.log(`  unexpected: ${k} x${v}`);
-} finally {
+/** The throughput and latency table (1,000 mixed requests and the sequential passes). */
+async function throughput(imgs: Uint8Array[]) {
+  const { url, child } = await startServerProcess();
+  let crashed = false;
+  child.status.then((s) => {
+    if (!s.success && !s.signal) crashed = true;
+  });
   try {
-    child.kill("SIGTERM");
-  } catch { /* already gone */ }
-  await child.status;
+    await waitReady(url);
+    // Warm-up (ORT first runs, Grad-CAM tail build).
+    await sequential(url, imgs, 3, "");
+    await sequential(url, imgs, 2, "?explain=gradcam");
+
+    const seq = await sequential(url, imgs, 40, "");
+    const seqGc = await sequential(url, imgs, 20, "?explain=gradcam");
+
+    const latency: Record<string, number[]> = {};
+    const modelMs: number[] = [];
+    const unexpected: Record<string, number> = {};
+    let busy = 0;
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next < TOTAL) {
+        const i = next++;
+        const kind = pickKind(i);
+        const { init, query } = kind.make(imgs[i % imgs.length]);
+        const t = performance.now();
+        let status = 0;
+        try {
+          const res = await fetch(`${url}/v1/predict${query}`, init);
+          const body = await res.json();
+          status = res.status;
+          if (status === 200) modelMs.push(body.results[0].latency_ms);
+        } catch (e) {
+          unexpected[`network error: ${(e as Error).message}`] =
+            (unexpected[`network error: ${(e as Error).message}`] ?? 0) + 1;
+          continue;
+        }
+        (latency[kind.name] ??= []).push(performance.now() - t);
+        if (status === 503) busy++;
+        else if (status !== kind.expect) {
+          const k = `${kind.name}: got ${status}, expected ${kind.expect}`;
+          unexpected[k] = (unexpected[k] ?? 0) + 1;
+        }
+      }
+    }));
+    const seconds = (performance.now() - t0) / 1000;
+    const health = await fetch(`${url}/healthz`).then((r) => r.ok).catch(() => false);
+    const rss = rssMb(child.pid);
+    const good = [...(latency["good raw jpeg"] ?? []), ...(latency["good multipart"] ?? [])];
+    const bad = Object.entries(latency).filter(([k]) => !k.startsWith("good")).flatMap(([, v]) =>
+      v
+    );
+    const errors = Object.values(unexpected).reduce((s, v) => s + v, 0);
+    const f = (x: number) => x.toFixed(1);
+    const rows: [string, string, string][] = [
+      ["sequential, 1 net: p50 model latency (ms)", f(quantile(seq.model, 0.5)), "<= 80"],
+      [
+        "sequential, 1 net: p50 / p95 end-to-end (ms)",
+        `${f(quantile(seq.wall, 0.5))} / ${f(quantile(seq.wall, 0.95))}`,
+        "<= 80 (p50)",
+      ],
+      [
+        "sequential + Grad-CAM: p50 / p95 end-to-end (ms)",
+        `${f(quantile(seqGc.wall, 0.5))} / ${f(quantile(seqGc.wall, 0.95))}`,
+        "-",
+      ],
+      [
+        `${TOTAL} mixed @ ${CONCURRENCY}: good p50 / p95 (ms)`,
+        `${f(quantile(good, 0.5))} / ${f(quantile(good, 0.95))}`,
+        "queueing included",
+      ],
+      [
+        `${TOTAL} mixed @ ${CONCURRENCY}: bad p50 / p95 (ms)`,
+        `${f(quantile(bad, 0.5))} / ${f(quantile(bad, 0.95))}`,
+        "-",
+      ],
+      [
+        `${TOTAL} mixed @ ${CONCURRENCY}: model latency p50 (ms)`,
+        f(quantile(modelMs, 0.5)),
+        "<= 80",
+      ],
+      ["throughput (req/s; good img/s)", `${f(TOTAL / seconds)}; ${f(good.length / seconds)}`, "-"],
+      ["unexpected statuses / network errors", String(errors), "0"],
+      ["503 busy", String(busy), "0 at queue 64"],
+      ["server crashes", crashed || !health ? "1" : "0", "0"],
+      ["server peak RSS (MB)", f(rss), "-"],
+    ];
+    const w = Math.max(...rows.map((r) => r[0].length));
+    console.log(
+      `\nserving benchmark (${
+        values.run ?? "demo DenseNet121, formula weights, not ImageNet"
+      }; ${navigator.hardwareConcurrency} CPUs)`,
+    );
+    console.log(`${"measure".padEnd(w)}  ${"value".padStart(16)}  goal`);
+    for (const [k, v, g] of rows) console.log(`${k.padEnd(w)}  ${v.padStart(16)}  ${g}`);
+    for (const [k, v] of Object.entries(unexpected)) console.log(`  unexpected: ${k} x${v}`);
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  }
 }
+
+/** The bounds under hostile load (bench/serving_limits.ts). */
+async function limits(imgs: Uint8Array[]) {
+  const rows = await limitRows(startServerProcess, imgs[0] as Uint8Array<ArrayBuffer>);
+  const w = Math.max(...rows.map((r) => r[0].length));
+  const v = Math.max(...rows.map((r) => r[1].length));
+  console.log(
+    `\nserving under hostile load (demo DenseNet121; ${navigator.hardwareConcurrency} CPUs)`,
+  );
+  console.log(`${"measure".padEnd(w)}  ${"value".padEnd(v)}  goal`);
+  for (const [k, val, g] of rows) console.log(`${k.padEnd(w)}  ${val.padEnd(v)}  ${g}`);
+  console.log(`load average: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
+}
+
+const imgs = pool();
+if (!values["limits-only"]) await throughput(imgs);
+await limits(imgs);
