@@ -291,8 +291,10 @@ const ERROR_TEXT: Record<number, string> = {
   400: "Empty body, not an image, corrupt/truncated image, bad multipart or bad parameter",
   404: "Unknown model or route",
   405: "Method not allowed",
+  408: "The upload did not arrive within the body deadline (serve --body-timeout-ms)",
   413: "Upload larger than the configured limit",
   415: "Content-Type not accepted",
+  421: "Host header not served here (DNS-rebinding guard; serve --allow-host)",
   422:
     "Image dimensions out of range, a DICOM file without an image, or a DICOM encoding that cannot be read",
   503: "Server busy (concurrency limit) or models not loaded",
@@ -340,7 +342,12 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
         get: {
           summary: "Readiness: at least one model is loaded",
           responses: {
-            "200": { description: "ready", content: { "application/json": {} } },
+            "200": {
+              description:
+                "ready; `active` (timed-out work still running included), `queued`, `uploads` " +
+                "and `uploadBytes` (bodies held in memory), `busy` (a new upload would get 503)",
+              content: { "application/json": {} },
+            },
             ...errors([503]),
           },
         },
@@ -471,7 +478,7 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
                 },
               },
             },
-            ...errors([400, 404, 405, 413, 415, 422, 503, 504]),
+            ...errors([400, 404, 405, 408, 413, 415, 421, 422, 503, 504]),
           },
         },
       },
