@@ -86,7 +86,11 @@ function tally(statuses: number[]): string {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** 24 concurrent huge-PNG uploads; returns the rows for the table. */
-export async function hugeUploads(start: StartServer, png: Uint8Array<ArrayBuffer>, args: string[]) {
+export async function hugeUploads(
+  start: StartServer,
+  png: Uint8Array<ArrayBuffer>,
+  args: string[],
+) {
   const { url, child } = await start(args);
   try {
     await waitReady(url);

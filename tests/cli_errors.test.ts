@@ -4,7 +4,7 @@
  * "error: Uncaught" and a stack unless --debug / CXR_DEBUG=1 asks for it; a failed run leaves
  * no empty run folder; one broken run folder does not stop `serve` from serving the others.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { defaultAnchors, writeSyntheticClassifier } from "../lib/inference/synthetic.ts";
@@ -34,13 +34,13 @@ async function cli(script: string, args: string[], env: Record<string, string>):
 
 /** One clean error line with the prefix and the expected words; no stack, no "Uncaught". */
 function assertCleanError(r: Ran, code: number, prefix: string, ...words: string[]) {
-  assertEquals(r.code, code, r.stderr);
+  assert.deepEqual(r.code, code, r.stderr);
   const line = r.stderr.split("\n").find((l) =>
     l.startsWith(`${prefix}: `) && words.every((w) => l.includes(w))
   );
-  assert(line, `a "${prefix}: " line naming ${words.join(", ")} in:\n${r.stderr}`);
-  assert(!/Uncaught/.test(r.stderr), r.stderr);
-  assert(!/^\s+at /m.test(r.stderr), `no stack trace:\n${r.stderr}`);
+  assert.ok(line, `a "${prefix}: " line naming ${words.join(", ")} in:\n${r.stderr}`);
+  assert.ok(!/Uncaught/.test(r.stderr), r.stderr);
+  assert.ok(!/^\s+at /m.test(r.stderr), `no stack trace:\n${r.stderr}`);
 }
 
 Deno.test({
@@ -62,7 +62,7 @@ Deno.test({
         env,
       );
     const noRunFolders = () =>
-      assertEquals(
+      assert.deepEqual(
         existsSync(join(outputs, "runs")) ? [...Deno.readDirSync(join(outputs, "runs"))] : [],
         [],
       );
@@ -112,13 +112,13 @@ Deno.test({
     });
     await t.step("--debug and CXR_DEBUG=1 show the stack", async () => {
       const a = await train("--data", join(dir, "nowhere"), "--debug");
-      assertEquals(a.code, 1);
-      assert(/^\s+at /m.test(a.stderr), a.stderr);
+      assert.deepEqual(a.code, 1);
+      assert.ok(/^\s+at /m.test(a.stderr), a.stderr);
       const b = await cli("train.ts", ["--model", "vgg16", "--data", join(dir, "nowhere")], {
         ...env,
         CXR_DEBUG: "1",
       });
-      assert(/^\s+at /m.test(b.stderr), b.stderr);
+      assert.ok(/^\s+at /m.test(b.stderr), b.stderr);
     });
     await Deno.remove(dir, { recursive: true });
   },
@@ -178,7 +178,7 @@ Deno.test({
         text += value;
       }
       const url = text.match(/serving on (http:\/\/[^/\s]+)/)?.[1];
-      assert(url, `serve did not start:\n${text}`);
+      assert.ok(url, `serve did not start:\n${text}`);
       let ready: Response | null = null;
       for (let i = 0; i < 300; i++) {
         ready = await fetch(`${url}/readyz`);
@@ -186,16 +186,16 @@ Deno.test({
         if (ready.status === 200) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      assertEquals(ready?.status, 200);
+      assert.deepEqual(ready?.status, 200);
       const models = await (await fetch(`${url}/v1/models`)).json();
-      assertEquals(models.models.length, 1, "the good run is served");
+      assert.deepEqual(models.models.length, 1, "the good run is served");
       await reader.cancel();
     } finally {
       child.kill("SIGTERM");
       await child.status;
     }
     const stderr = await errText;
-    assert(/serve: warning: skipping .*broken-run/.test(stderr), stderr);
+    assert.ok(/serve: warning: skipping .*broken-run/.test(stderr), stderr);
     await Deno.remove(outputs, { recursive: true });
   },
 });

@@ -1,32 +1,34 @@
 /** What the serving tests share: a fake classifier reading the pixels, raw-socket HTTP. */
 import type { Classifier } from "../lib/inference/classifier.ts";
+import { brightnessClassifier } from "./fake_classifier.ts";
 
-/** P(pneumonia) = mean brightness, so different images give different answers. */
+/**
+ * The brightness classifier (fake_classifier.ts) with what these tests watch: a call count, an
+ * optional delay, and a Grad-CAM activation like the real ones return.
+ */
 export function fakeClassifier(
   net: Classifier["net"],
   id: string,
   opts: { delayMs?: number } = {},
 ): Classifier & { calls: number } {
-  const c = {
+  const base = brightnessClassifier({
     id,
     net,
-    calls: 0,
-    threshold: { method: "sens95", value: 0.5, val_sensitivity: 0.95, val_specificity: 0.7 },
-    weights: { label: "formula (not ImageNet)", md5: "0123456789abcdef", isImageNet: false },
     gradcamLayer: "relu",
-    runDir: null,
-    meta: {} as Classifier["meta"],
+    weights: { md5: "0123456789abcdef" },
+  });
+  const c = {
+    ...base,
+    calls: 0,
     async predict(images: Float32Array, n: number) {
       c.calls++;
       if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
-      let s = 0;
-      for (const v of images) s += v;
+      const out = await base.predict(images, n);
       return {
-        prob: Float32Array.of(s / images.length / 255),
+        ...out,
         gradcam: { data: new Float32Array(7 * 7 * 4).fill(1), shape: [n, 7, 7, 4] },
       };
     },
-    async close() {},
   };
   return c;
 }

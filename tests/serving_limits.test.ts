@@ -4,7 +4,7 @@
  * timed-out request freeing its slot while its decode ran, /readyz saying "0 active", slow
  * bodies holding every slot, slow headers never closed, any Host header accepted.
  */
-import { assert, assertEquals } from "./assert.ts";
+import assert from "node:assert/strict";
 import sharp from "sharp";
 import { type RunningServer, startServer } from "../lib/serving/server.ts";
 import { fakeClassifier, rawRequest, readUntilClosed } from "./serving_fixtures.ts";
@@ -63,12 +63,12 @@ Deno.test("limits: with --concurrency 1 --queue 3, 24 big-image uploads mostly g
     const during = await readyz(url);
     const results = await Promise.all(pending);
     const count = (s: number) => results.filter((r) => r.status === s).length;
-    assertEquals(count(200) + count(503), 24, JSON.stringify(results.map((r) => r.status)));
-    assert(count(503) >= 16, `only ${count(503)} of 24 got 503`);
-    assertEquals(results.find((r) => r.status === 503)!.json.error.code, "busy");
+    assert.deepEqual(count(200) + count(503), 24, JSON.stringify(results.map((r) => r.status)));
+    assert.ok(count(503) >= 16, `only ${count(503)} of 24 got 503`);
+    assert.deepEqual(results.find((r) => r.status === 503)!.json.error.code, "busy");
     // /readyz told the truth while they ran: one running, the queue bounded.
-    assert(during.active === 1 && during.queued <= 3, JSON.stringify(during));
-    assertEquals(slow.calls, count(200));
+    assert.ok(during.active === 1 && during.queued <= 3, JSON.stringify(during));
+    assert.deepEqual(slow.calls, count(200));
   });
 });
 
@@ -78,13 +78,13 @@ Deno.test("limits: a 504 during the decode keeps its slot (and /readyz counts it
   await withServer(
     { classifiers: [model], maxConcurrent: 1, maxQueue: 0, timeoutMs: 30 },
     async ({ url }) => {
-      assertEquals((await postPng(url, png)).status, 504);
-      assertEquals((await readyz(url)).active, 1, "the timed-out decode still holds its slot");
+      assert.deepEqual((await postPng(url, png)).status, 504);
+      assert.deepEqual((await readyz(url)).active, 1, "the timed-out decode still holds its slot");
       const second = await postPng(url, png);
-      assertEquals(second.status, 503, "the slot is not handed out while the decode runs");
+      assert.deepEqual(second.status, 503, "the slot is not handed out while the decode runs");
       for (let i = 0; i < 100 && (await readyz(url)).active > 0; i++) await sleep(50);
-      assertEquals((await readyz(url)).active, 0);
-      assertEquals(model.calls, 0, "past its deadline the work stopped before the model");
+      assert.deepEqual((await readyz(url)).active, 0);
+      assert.deepEqual(model.calls, 0, "past its deadline the work stopped before the model");
     },
   );
 });
@@ -94,9 +94,9 @@ Deno.test("limits: a header claiming too many pixels is refused before any decod
   await withServer({ limits: { maxPixels: 4e6 } }, async ({ url }) => {
     const t = performance.now();
     const r = await postPng(url, png);
-    assertEquals(r.status, 422);
-    assertEquals(r.json.error.code, "image_too_large");
-    assert(performance.now() - t < 2000, "answered from the header");
+    assert.deepEqual(r.status, 422);
+    assert.deepEqual(r.json.error.code, "image_too_large");
+    assert.ok(performance.now() - t < 2000, "answered from the header");
   });
 });
 
@@ -123,10 +123,10 @@ Deno.test({
           }
         })();
         await sleep(300);
-        assert((await readyz(url)).uploads >= 60, "the slow uploads are being received");
+        assert.ok((await readyz(url)).uploads >= 60, "the slow uploads are being received");
         for (let i = 0; i < 5; i++) {
           const r = await postPng(url, png);
-          assertEquals(
+          assert.deepEqual(
             r.status,
             200,
             `real request ${i} during the trickle: ${JSON.stringify(r.json)}`,
@@ -138,8 +138,8 @@ Deno.test({
         await trickle;
         for (const c of slow) c.close();
         const timedOut = answers.filter((a) => a.startsWith("HTTP/1.1 408")).length;
-        assertEquals(timedOut, 70, answers.find((a) => !a.startsWith("HTTP/1.1 408")));
-        assertEquals((await readyz(url)).uploads, 0);
+        assert.equal(timedOut, 70, answers.find((a) => !a.startsWith("HTTP/1.1 408")) ?? "");
+        assert.deepEqual((await readyz(url)).uploads, 0);
       },
     );
   },
@@ -163,8 +163,8 @@ Deno.test("limits: slow or missing headers are cut at the header deadline", asyn
     await trickle;
     idle.close();
     slow.close();
-    assert(performance.now() - t < 4000, "closed well before the test's own bound");
-    for (const text of [a, b]) assert(text === "" || text.startsWith("HTTP/1.1 408"), text);
+    assert.ok(performance.now() - t < 4000, "closed well before the test's own bound");
+    for (const text of [a, b]) assert.ok(text === "" || text.startsWith("HTTP/1.1 408"), text);
   });
 });
 
@@ -173,12 +173,12 @@ Deno.test("limits: only loopback, IP literals and allowed host names pass the Ho
     const get = (host: string) =>
       rawRequest(port, `GET /healthz HTTP/1.1\nHost: ${host}\nConnection: close\n`);
     for (const ok of [`127.0.0.1:${port}`, `localhost:${port}`, "[::1]", "cxr.lan:80", "CXR.LAN"]) {
-      assertEquals((await get(ok)).status, 200, ok);
+      assert.deepEqual((await get(ok)).status, 200, ok);
     }
     for (const bad of ["evil.example", `evil.example:${port}`, "127.0.0.1.nip.io"]) {
       const r = await get(bad);
-      assertEquals(r.status, 421, bad);
-      assertEquals(JSON.parse(r.body).error.code, "bad_host");
+      assert.deepEqual(r.status, 421, bad);
+      assert.deepEqual(JSON.parse(r.body).error.code, "bad_host");
     }
   });
 });
