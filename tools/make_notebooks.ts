@@ -201,8 +201,9 @@ function cells(t: NetText): Cell[] {
         "The decision threshold is chosen on **validation** (default: the highest specificity " +
         "that keeps sensitivity ≥ 0.95, since a missed pneumonia costs more than a false alarm) " +
         "and then applied unchanged to test. Every figure has a 95% bootstrap interval " +
-        "(resampling whole patients). Validation figures are **not** test figures: the " +
-        "patient-disjoint validation carved from train is much easier than the official test.",
+        "(resampling whole patients). Validation figures are **not** test figures: validation " +
+        "chose the stopping epoch and the threshold, and its images come from the same source " +
+        "as the training images.",
     ),
     code("await cxr.show(...await cxr.evaluationView(run.runDir));"),
     md(

@@ -409,8 +409,9 @@ export async function readingView(runDir: string): Promise<Displayable> {
       ? `- Test (n=${test.n}): ROC-AUC ${test.rocAuc.toFixed(3)}, accuracy ${
         test.accuracy.toFixed(3)
       }.`
-      : "- No test split here: validation figures are **not** test figures; the patient-disjoint " +
-        "validation carved from train is much easier than the official test.",
+      : "- No test split here: validation figures are **not** test figures; these images chose " +
+        "the stopping epoch and the threshold and come from the same source as the training " +
+        "images, so expect lower numbers on an independent test set.",
     evaluation.notImageNet
       ? `- Weights: **${evaluation.weightsLabel}** — these numbers say the pipeline works, not ` +
         "what ImageNet transfer learning reaches."
