@@ -5,6 +5,7 @@
  * (ResNet50 ~27 img/s, DenseNet121 ~23 img/s on this 2-core machine, batch 16).
  */
 import sharp from "sharp";
+import dicomParser from "dicom-parser";
 import { join } from "node:path";
 import { scanDataset } from "../lib/data/dataset.ts";
 import { decodeImage } from "../lib/data/images.ts";
@@ -30,6 +31,25 @@ async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promi
 function busy(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) { /* stands in for model compute on the main thread */ }
+}
+
+/**
+ * The corpus's 12-bit explicit-VR file grown to width x height: Rows/Columns rewritten in place and
+ * the (last) Pixel Data element replaced by a gradient of that size.
+ */
+function bigDicom(src: Uint8Array, width: number, height: number): Uint8Array {
+  const ds = dicomParser.parseDicom(src);
+  const pd = ds.elements.x7fe00010;
+  const head = src.slice(0, pd.dataOffset);
+  const view = new DataView(head.buffer);
+  view.setUint16(ds.elements.x00280010.dataOffset, height, true);
+  view.setUint16(ds.elements.x00280011.dataOffset, width, true);
+  view.setUint32(pd.dataOffset - 4, width * height * 2, true); // OW: 4-byte length before data
+  const out = new Uint8Array(head.length + width * height * 2);
+  out.set(head);
+  const px = new DataView(out.buffer, head.length);
+  for (let i = 0; i < width * height; i++) px.setUint16(i * 2, (i * 7) % 4096, true);
+  return out;
 }
 
 const scan = await scanDataset(join(sharedDir(), "data", "chest_xray"));
@@ -89,6 +109,21 @@ add(
     );
     return big.length;
   }),
+);
+
+// Radiographs from a PACS: 12-bit DICOM with a VOI window, same size as the JPEGs above.
+const dicom = bigDicom(
+  await Deno.readFile(join(sharedDir(), "data", "dicom", "mono2_12bit_window.dcm")),
+  2000,
+  1600,
+);
+add(
+  "decode 2000x1600 12-bit DICOM (window) -> 224, 4 conc.",
+  await timeIt(async () => {
+    await pool(Array(12).fill(dicom), 4, async (b) => void (await decodeImage(b)));
+    return 12;
+  }),
+  "anchor: the 2000x1600 JPEG row above",
 );
 
 // Loader against a consumer that computes 40 ms per batch of 16 (~400 img/s: decode-bound).
