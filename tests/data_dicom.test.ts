@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import sharp from "sharp";
 import { join } from "node:path";
 import { decodeImage, ImageDecodeError } from "../lib/data/images.ts";
-import { decodeDicom, decodeRle } from "../lib/data/dicom.ts";
+import { decodeDicom, decodeRle, toDisplayGrey } from "../lib/data/dicom.ts";
 import { scanDataset } from "../lib/data/dataset.ts";
 import { readLabelledFolder } from "../lib/data/labelled.ts";
 import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
@@ -163,4 +163,69 @@ Deno.test({
       await Deno.remove(root, { recursive: true });
     }
   },
+});
+
+Deno.test("display pipeline: rescale, PS3.3 C.11.2.1.2 windows, MONOCHROME1, pixel range", () => {
+  const base = {
+    slope: null,
+    intercept: null,
+    center: null,
+    width: null,
+    voiFunction: "LINEAR",
+    bitsStored: 16,
+    signed: true,
+    photometric: "MONOCHROME2",
+    presentationLut: null,
+  };
+  // CT-like: stored 0..2000, rescale -1024 -> HU; soft-tissue window C 40 W 400 (linear):
+  // HU <= -160 black, HU > 239 white, HU 40 -> ((40 - 39.5) / 399 + 0.5) * 255 = 127.8 -> 128.
+  const hu = [-1024, -160, -159, 40, 239, 240, 976];
+  const stored = hu.map((h) => h + 1024);
+  const ct = toDisplayGrey(stored, { ...base, slope: 1, intercept: -1024, center: 40, width: 400 });
+  const linear = (x: number) => Math.round(((x - 39.5) / 399 + 0.5) * 255);
+  assert.deepEqual([...ct.pixels], [0, 0, linear(-159), 128, linear(239), 255, 255]);
+  assert.deepEqual(ct.window, { center: 40, width: 400, function: "LINEAR", source: "tags" });
+  // MONOCHROME1 inverts after the window; an INVERSE presentation LUT flips it back.
+  const m1 = toDisplayGrey(stored, {
+    ...base,
+    intercept: -1024,
+    center: 40,
+    width: 400,
+    photometric: "MONOCHROME1",
+  });
+  assert.deepEqual([...m1.pixels], [...ct.pixels].map((v) => 255 - v));
+  const both = toDisplayGrey(stored, {
+    ...base,
+    intercept: -1024,
+    center: 40,
+    width: 400,
+    photometric: "MONOCHROME1",
+    presentationLut: "INVERSE",
+  });
+  assert.deepEqual([...both.pixels], [...ct.pixels]);
+  // LINEAR_EXACT: x <= c - w/2 -> 0, x > c + w/2 -> 255, else ((x - c) / w + 0.5) * 255.
+  const exact = toDisplayGrey([0, 50, 100, 150, 200], {
+    ...base,
+    center: 100,
+    width: 100,
+    voiFunction: "LINEAR_EXACT",
+  });
+  assert.deepEqual([...exact.pixels], [0, 0, 128, 255, 255]);
+  // SIGMOID: 255 / (1 + exp(-4 (x - c) / w)); the centre is mid-grey.
+  const sig = toDisplayGrey([100], { ...base, center: 100, width: 50, voiFunction: "SIGMOID" });
+  assert.deepEqual([...sig.pixels], [128]);
+  // No window: the range of the values used maps to 0..255 (a negative slope included).
+  const range = toDisplayGrey([10, 20, 30], { ...base, slope: -2, intercept: 0 });
+  assert.deepEqual([...range.pixels], [255, 128, 0]);
+  assert.deepEqual(range.window, {
+    center: -40,
+    width: 40,
+    function: "LINEAR",
+    source: "pixel range",
+  });
+  // A width below 1 is not a valid linear window: the range is used instead.
+  assert.equal(
+    toDisplayGrey([0, 4], { ...base, center: 2, width: 0.5 }).window.source,
+    "pixel range",
+  );
 });

@@ -568,9 +568,24 @@ function windowFn(center: number, width: number, fn: string): (x: number) => num
 }
 
 /** Modality LUT then VOI window (or range) on a grey frame -> uint8, inverted for MONOCHROME1. */
-function toDisplayGrey(
+/** What the grey display pipeline reads from the tags (exported for its unit test). */
+export type GreyDisplayTags = Pick<
+  Tags,
+  | "slope"
+  | "intercept"
+  | "center"
+  | "width"
+  | "voiFunction"
+  | "bitsStored"
+  | "signed"
+  | "photometric"
+  | "presentationLut"
+>;
+
+/** Stored grey values -> display uint8: modality LUT, VOI window (or range), MONOCHROME1. */
+export function toDisplayGrey(
   values: ArrayLike<number>,
-  t: Tags,
+  t: GreyDisplayTags,
 ): { pixels: Uint8Array; window: DicomTags["window"] } {
   const slope = t.slope ?? 1;
   const intercept = t.intercept ?? 0;
@@ -653,8 +668,14 @@ export async function decodeDicom(
 ): Promise<DicomImage> {
   const { ds, ts } = parse(bytes);
   const t = readTags(ds, ts);
-  const el = ds.elements.x7fe00010 ?? ds.elements.x7fe00008 ?? ds.elements.x7fe00009;
+  const el = ds.elements.x7fe00010;
   if (!el) {
+    if (ds.elements.x7fe00008 || ds.elements.x7fe00009) {
+      throw new DicomError(
+        "unsupported_image",
+        "Float Pixel Data (parametric maps) is not supported",
+      );
+    }
     throw new DicomError("no_pixel_data", "no image in this DICOM file (it has no Pixel Data)");
   }
   if (t.rows <= 0 || t.columns <= 0) {
