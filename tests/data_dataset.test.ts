@@ -138,3 +138,28 @@ Deno.test("scanDataset: wrong path, no splits, empty class folder, non-image fil
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("scanDataset: a file name that is not UTF-8 is named and skipped, not a false ENOENT", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cxr-data-" });
+  try {
+    await makeTree(dir, ["train/NORMAL/IM-0001-0001.jpeg", "train/PNEUMONIA/person1_virus_1.jpeg"]);
+    // Deno cannot create such a name itself: the shell writes the raw bytes (Latin-1 "é" = 0xE9).
+    const out = await new Deno.Command("sh", {
+      args: ["-c", `cp IM-0001-0001.jpeg "$(printf 'IM-0002-caf\\351.jpeg')"`],
+      cwd: join(dir, "train", "NORMAL"),
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const scan = await scanDataset(dir);
+    assert.deepEqual(scan.items.map((it) => it.rel), [
+      "train/NORMAL/IM-0001-0001.jpeg",
+      "train/PNEUMONIA/person1_virus_1.jpeg",
+    ]);
+    const warning = scan.warnings.find((w) => w.includes("not valid UTF-8"));
+    assert.ok(
+      warning?.includes(join(dir, "train", "NORMAL", "IM-0002-caf")),
+      scan.warnings.join("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

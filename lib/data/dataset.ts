@@ -79,6 +79,16 @@ export async function isImageFile(path: string): Promise<boolean> {
   return !name.startsWith(".") && await isDicomFile(path);
 }
 
+/**
+ * The warning for a folder entry whose name is not valid UTF-8, or null. Deno lists such names
+ * with U+FFFD in place of the bad bytes and cannot open them under that name, which used to
+ * surface later as a misleading "No such file or directory".
+ */
+export async function badNameWarning(path: string): Promise<string | null> {
+  if (!basename(path).includes("\uFFFD") || await statOrNull(path)) return null;
+  return `file name is not valid UTF-8, skipped (rename it to read it): ${path}`;
+}
+
 async function listDir(path: string): Promise<Deno.DirEntry[]> {
   const entries: Deno.DirEntry[] = [];
   for await (const entry of Deno.readDir(path)) entries.push(entry);
@@ -127,6 +137,11 @@ export async function scanDataset(root: string = dataDir()): Promise<ScannedData
       let found = 0;
       for (const entry of await listDir(classDir)) {
         const path = join(classDir, entry.name);
+        const badName = await badNameWarning(path);
+        if (badName) {
+          warnings.push(badName);
+          continue;
+        }
         if (!entry.isFile && !entry.isSymlink) {
           warnings.push(`unexpected folder skipped: ${path}`);
           continue;

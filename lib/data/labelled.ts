@@ -13,7 +13,14 @@
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { parse } from "csv-parse/sync";
-import { CLASS_NAMES, DatasetError, isImageFile, scanDataset, type SplitName } from "./dataset.ts";
+import {
+  badNameWarning,
+  CLASS_NAMES,
+  DatasetError,
+  isImageFile,
+  scanDataset,
+  type SplitName,
+} from "./dataset.ts";
 import { patientId } from "./patients.ts";
 import { isDirectory, isFile } from "../util/fs.ts";
 
@@ -111,6 +118,11 @@ export async function readLabelledFolder(
       }
       for await (const e of Deno.readDir(join(root, cls))) {
         if (!(e.isFile || e.isSymlink) || e.name.startsWith(".")) continue;
+        const badName = await badNameWarning(join(root, cls, e.name));
+        if (badName) {
+          warnings.push(badName);
+          continue;
+        }
         if (!await isImageFile(join(root, cls, e.name))) {
           warnings.push(`not an image file, skipped: ${join(root, cls, e.name)}`);
           continue;
