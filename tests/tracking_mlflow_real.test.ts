@@ -128,6 +128,7 @@ Deno.test({
             {
               ...env,
               MLFLOW_TRACKING_URI: withPassword(srv.url),
+              MLFLOW_EXPERIMENT_NAME: "cxr-it",
               MLFLOW_TRACKING_USERNAME: undefined,
               MLFLOW_TRACKING_PASSWORD: undefined,
             },
@@ -141,7 +142,8 @@ Deno.test({
           assert.deepEqual(status.status, "finished");
           const run = await readRun(srv.url, status.mlflowRunId, AUTH_ENV);
           assert.deepEqual(run.status, "FINISHED");
-          assert.deepEqual(run.experiment, "cxr");
+          assert.deepEqual(run.experiment, "cxr-it"); // MLFLOW_EXPERIMENT_NAME
+          assert.deepEqual(status.mlflowUri, srv.url); // where, without the password
           assert.deepEqual(run.run_name, result.runId);
           assert.deepEqual(run.params.net, "densenet121");
           assert.deepEqual(run.params.phase1_epochs, "2");
@@ -169,6 +171,8 @@ Deno.test({
           assert.deepEqual(run.model!.loader, "mlflow.onnx");
           assert.deepEqual(run.model!.run_id, run.run_id);
           assert.deepEqual(run.model!.inputs, ["image"]);
+          // pyfunc predicts the probability only, not the Grad-CAM feature map
+          assert.deepEqual(run.model!.outputs, ["probability"]);
           // nothing untrue: cxr is not MLflow 2.16.0 and pinned no Python
           assert.deepEqual(run.model!.mlflow_version, null);
           assert.deepEqual(run.model!.python_version, null);
@@ -224,6 +228,36 @@ Deno.test({
             await served.close();
             await full.close();
           }
+        },
+      );
+
+      await t.step(
+        "--force trains again into a NEW MLflow run; the old one is left as it was",
+        async () => {
+          const before = JSON.parse(await Deno.readTextFile(join(trainedRunDir, "run.json")));
+          const result = await withEnv({
+            ...env,
+            ...AUTH_ENV,
+            MLFLOW_TRACKING_URI: srv.url,
+            MLFLOW_EXPERIMENT_NAME: "cxr-it",
+          }, () =>
+            trainRun(tinyTraining(), {
+              progress: false,
+              force: true,
+              runsRoot: join(outputs, "runs"),
+              skipEvaluation: true,
+              skipExport: true,
+            }));
+          assert.deepEqual(result.runDir, trainedRunDir);
+          const after = JSON.parse(await Deno.readTextFile(join(result.runDir, "run.json")));
+          assert.ok(after.mlflowRunId !== before.mlflowRunId, "a new MLflow run");
+          const fresh = await readRun(srv.url, after.mlflowRunId, AUTH_ENV);
+          const old = await readRun(srv.url, before.mlflowRunId, AUTH_ENV);
+          assertStepsOnce(fresh, ["loss", "val_auc"], [1, 2, 3]);
+          assertStepsOnce(old, ["loss", "val_auc"], [1, 2, 3]);
+          assert.deepEqual(old.status, "FINISHED");
+          assert.deepEqual(fresh.status, "FINISHED");
+          assert.ok(fresh.runs_in_experiment.includes(before.mlflowRunId));
         },
       );
 

@@ -45,6 +45,8 @@ export interface RunStatus {
   /** Global epoch of the last finished epoch. */
   epoch: number;
   mlflowRunId?: string;
+  /** Where that run is logged (server URL without credentials, or file-store folder). */
+  mlflowUri?: string;
   startedAt: string;
   finishedAt?: string;
   error?: string;

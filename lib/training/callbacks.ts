@@ -63,7 +63,7 @@ export function trackerCallback(tracker: Tracker): Callback {
       const metrics: Record<string, number> = {};
       for (const k of ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc", "lr"]) {
         const v = r[k as keyof EpochRecord] as number;
-        if (Number.isFinite(v)) metrics[k] = v;
+        if (typeof v === "number") metrics[k] = v; // NaN too: a diverged loss is worth seeing
       }
       metrics.epoch_seconds = r.seconds;
       metrics.phase = r.phase;

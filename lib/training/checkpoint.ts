@@ -83,7 +83,27 @@ export async function readCheckpointState(
   return s?.format === "cxr-checkpoint/1" ? s : null;
 }
 
-/** Restores weights, optimizer, counters and early stopping from checkpoint `name`. */
+/** Optimizer slots decoded from a state file; throws on a size that does not match. */
+function optimizerSlots(state: CheckpointState) {
+  return state.optimizer.map((o) => {
+    // A copy: Buffer may hand back a pooled, unaligned view.
+    const bytes = new Uint8Array(Buffer.from(o.data, "base64"));
+    const n = o.shape.reduce((a, b) => a * b, 1);
+    if (bytes.byteLength !== n * 4) {
+      throw new Error(`optimizer slot ${o.name}: ${bytes.byteLength} bytes for shape [${o.shape}]`);
+    }
+    const data = o.dtype === "int32"
+      ? new Int32Array(bytes.buffer, bytes.byteOffset, n)
+      : new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    return { name: o.name, data, shape: o.shape, dtype: o.dtype };
+  });
+}
+
+/**
+ * Restores weights, optimizer, counters and early stopping from checkpoint `name`. Everything
+ * is read and checked (md5 of the weights, the best weights early stopping would restore)
+ * before the learner is touched, so a damaged checkpoint throws and leaves it as it was.
+ */
 export async function restoreCheckpoint(
   dir: string,
   name: string,
@@ -93,31 +113,32 @@ export async function restoreCheckpoint(
   const state = await readCheckpointState(dir, name);
   if (!state) throw new Error(`no checkpoint ${checkpointFiles(dir, name).state}`);
   const weights: NetWeights = await loadWeights(checkpointFiles(dir, name).weights);
+  const slots = optimizerSlots(state);
+  const best = earlyStopping?.restoreBest && state.earlyStopping?.bestEpoch
+    ? await loadWeights(checkpointFiles(dir, "best").weights)
+    : null;
   learner.model.setWeights(weights);
-  if (state.optimizer.length > 0) {
-    await learner.optimizer.setWeights(state.optimizer.map((o) => {
-      // A copy: Buffer may hand back a pooled, unaligned view.
-      const bytes = new Uint8Array(Buffer.from(o.data, "base64"));
-      const data = o.dtype === "int32"
-        ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-        : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      return { name: o.name, tensor: tf.tensor(data, o.shape, o.dtype) };
-    }));
+  if (slots.length > 0) {
+    await learner.optimizer.setWeights(
+      slots.map((o) => ({ name: o.name, tensor: tf.tensor(o.data, o.shape, o.dtype) })),
+    );
   }
   learner.epoch = state.epoch;
   learner.phaseEpoch = state.phaseEpoch;
   learner.history = state.history.filter((r) => r.phase === learner.phase);
   if (earlyStopping && state.earlyStopping) {
     earlyStopping.state = { ...state.earlyStopping };
-    if (earlyStopping.restoreBest) {
-      try {
-        earlyStopping.bestWeights = await loadWeights(checkpointFiles(dir, "best").weights);
-      } catch {
-        earlyStopping.bestWeights = null;
-      }
-    }
+    earlyStopping.bestWeights = best;
   }
   return state;
+}
+
+/** Removes checkpoint `name` (weights and state), e.g. one found damaged. */
+export async function discardCheckpoint(dir: string, name: string): Promise<void> {
+  const files = checkpointFiles(dir, name);
+  for (const f of [files.state, `${files.weights}.json`, `${files.weights}.bin`]) {
+    await Deno.remove(f).catch(() => {});
+  }
 }
 
 /** After every epoch: `last` (always) and `best` (when early stopping saw an improvement). */

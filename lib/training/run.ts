@@ -10,7 +10,7 @@ import { resolveConfig, runIdFor, type TrainConfig } from "./config.ts";
 import type { Callback, EpochRecord } from "./learner.ts";
 import type { HeadModel } from "./model.ts";
 import { abortCallback, recordCallback, trackerCallback, TrainingAborted } from "./callbacks.ts";
-import { readCheckpointState, saveCheckpoint } from "./checkpoint.ts";
+import { discardCheckpoint, readCheckpointState, saveCheckpoint } from "./checkpoint.ts";
 import { saveTrainedModel } from "./export.ts";
 import {
   type Activations,
@@ -34,7 +34,7 @@ import {
 import { loadWeights } from "../models/weights/io.ts";
 import { AUGMENT_POLICY } from "../features/views.ts";
 import { evaluateRun, type Evaluation } from "../evaluation/evaluate.ts";
-import { writeClassifierPackage } from "../inference/package.ts";
+import { PROBABILITY_OUTPUT, writeClassifierPackage } from "../inference/package.ts";
 import { openTracker } from "../tracking/tracker.ts";
 import type { Tracker } from "../tracking/types.ts";
 import { checkpointFiles, RunFolder, type RunStatus } from "../runs/mod.ts";
@@ -107,8 +107,8 @@ export async function trainRun(
   const log = (msg: string) => {
     if (opts.progress !== false) console.error(`[train ${runId}] ${msg}`);
   };
-  const previous = await run.readStatus();
-  if (previous?.status === "finished" && !opts.force) {
+  const found = await run.readStatus();
+  if (found?.status === "finished" && !opts.force) {
     log(`already finished (use --force to retrain): ${run.dir}`);
     const history = await run.readHistory() ?? [];
     return {
@@ -119,6 +119,8 @@ export async function trainRun(
       skipped: true,
     };
   }
+  // --force starts over, MLflow included: a new run (the old one stays as it was)
+  const previous = opts.force ? null : found;
   if (opts.force) await Deno.remove(run.dir, { recursive: true }).catch(() => {});
   log(`backend ${backend.name} (${backend.detail})`);
   const data = await loadData(config);
@@ -131,6 +133,7 @@ export async function trainRun(
     phase: 1,
     epoch: 0,
     mlflowRunId: tracker && tracker.backend !== "off" ? tracker.runId : previous?.mlflowRunId,
+    mlflowUri: tracker && tracker.backend !== "off" ? tracker.uri : previous?.mlflowUri,
     startedAt: previous?.startedAt ?? new Date().toISOString(),
   };
   // Created only now: a run failing on its data, weights or flags leaves no empty folder.
@@ -171,9 +174,9 @@ async function openRunTracker(
   if (given !== undefined) return given;
   if (!config.mlflow) return null;
   return await openTracker({
-    experiment: "cxr",
     runName: runId,
     resumeRunId: previous?.mlflowRunId,
+    resumeUri: previous?.mlflowUri,
   });
 }
 
@@ -253,9 +256,18 @@ async function phase1(
   const dir = ctx.run.checkpointsDir;
   const done = await readCheckpointState(dir, "phase1");
   if (done) {
-    head.setWeights(await loadWeights(checkpointFiles(dir, "phase1").weights));
-    ctx.log(`phase 1 already done (${done.history.length} epochs)`);
-    return done.history;
+    try {
+      head.setWeights(await loadWeights(checkpointFiles(dir, "phase1").weights));
+      ctx.log(`phase 1 already done (${done.history.length} epochs)`);
+      return done.history;
+    } catch (e) {
+      // phase 2's checkpoints grew from these weights: they go too, the run starts over
+      console.error(
+        `warning: checkpoint ${dir}/phase1 is damaged (${(e as Error).message}); ` +
+          `training starts over from the first epoch`,
+      );
+      for (const name of ["phase1", "last", "best"]) await discardCheckpoint(dir, name);
+    }
   }
   const { history, learner } = await fitPhase1(head, acts, setup, fitOptions(ctx, []));
   await saveCheckpoint(dir, "phase1", learner, { earlyStopping: null, history });
@@ -356,7 +368,10 @@ async function endTracking(
   for (const f of files) await tracker.logArtifact(f).catch(() => {});
   await tracker.logArtifact(run.chartsDir, "charts").catch(() => {});
   if (!ctx.opts.skipExport) {
-    await tracker.logOnnxModel(run.classifierOnnxPath, "model").catch(() => {});
+    // pyfunc gets the probability only (classifier.onnx keeps the Grad-CAM map for serving)
+    await tracker.logOnnxModel(run.classifierOnnxPath, "model", {
+      outputs: { [PROBABILITY_OUTPUT]: "probability" },
+    }).catch(() => {});
   }
   const v = evaluation?.splits.val?.metrics;
   if (v) {

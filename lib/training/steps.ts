@@ -20,7 +20,12 @@
 import { type Callback, EarlyStopping, type EpochRecord, type FeatureSource } from "./learner.ts";
 import { arraySource, epochSource, Learner, predict } from "./learner.ts";
 import { progressCallback } from "./callbacks.ts";
-import { checkpointCallback, readCheckpointState, restoreCheckpoint } from "./checkpoint.ts";
+import {
+  checkpointCallback,
+  discardCheckpoint,
+  readCheckpointState,
+  restoreCheckpoint,
+} from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
 import { computeStandardization, HeadModel } from "./model.ts";
 import { balancedClassWeights } from "./metrics.ts";
@@ -297,6 +302,8 @@ export interface FitOptions {
   /** Progress bar label (default "train"). */
   label?: string;
   log?: (msg: string) => void;
+  /** Warnings (a damaged checkpoint); default console.error, even when `log` is quiet. */
+  warn?: (msg: string) => void;
 }
 
 /** Step 8/9's result: the whole history so far (earlier phases included) and the learner. */
@@ -370,7 +377,9 @@ export async function fitPhase2(
 
 /**
  * Fits `learner` for `epochs` epochs of its phase with early stopping (best epoch restored),
- * resuming from `opts.checkpoints` when its `last` checkpoint is of this phase.
+ * resuming from `opts.checkpoints` when its `last` checkpoint is of this phase. A damaged
+ * `last` (or `best`) is discarded with a warning and the phase starts over from its own start
+ * (phase 2: the end of phase 1), which ends exactly like an uninterrupted run.
  */
 export async function fitPhase(
   learner: Learner,
@@ -382,14 +391,24 @@ export async function fitPhase(
   const es = new EarlyStopping(setup.earlyStopping);
   const dir = opts.checkpoints;
   const last = dir ? await readCheckpointState(dir, "last") : null;
-  const resuming = dir !== undefined && last?.phase === learner.phase;
-  if (resuming) {
-    await restoreCheckpoint(dir, "last", learner, es);
-    opts.log?.(`resuming phase ${learner.phase} after epoch ${learner.epoch}`);
-    if (last.stopped) learner.stopRequested = true;
-  } else {
-    learner.epoch = previousHistory.length;
+  let resuming = dir !== undefined && last?.phase === learner.phase;
+  if (resuming && dir) {
+    try {
+      await restoreCheckpoint(dir, "last", learner, es);
+      opts.log?.(`resuming phase ${learner.phase} after epoch ${learner.epoch}`);
+      if (last?.stopped) learner.stopRequested = true;
+    } catch (e) {
+      const from = learner.phase === 1 ? "its start" : "the end of phase 1";
+      (opts.warn ?? console.error)(
+        `warning: checkpoint ${dir}/last is damaged (${(e as Error).message}); ` +
+          `phase ${learner.phase} starts over from ${from}`,
+      );
+      await discardCheckpoint(dir, "last");
+      await discardCheckpoint(dir, "best");
+      resuming = false;
+    }
   }
+  if (!resuming) learner.epoch = previousHistory.length;
   learner.callbacks.push(
     progressCallback({ quiet: opts.progress === false, label: opts.label }),
     es,
@@ -399,7 +418,7 @@ export async function fitPhase(
     ...(opts.callbacks ?? []),
   );
   // A run killed after early stopping fired: only the best epoch is left to restore.
-  if (resuming && last.stopped) es.onFitEnd(learner);
+  if (resuming && last?.stopped) es.onFitEnd(learner);
   else await learner.fit(epochs);
   return [...previousHistory, ...learner.history];
 }
