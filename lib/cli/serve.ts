@@ -81,8 +81,9 @@ async function loadAll(
     ...runs,
     ...models.map((m) => ({ onnxPath: m })),
   ];
-  if (demo) {
-    const dir = join(cacheDir(), `demo-classifier-${demo}`);
+  const demoDir = demo ? join(cacheDir(), `demo-classifier-${demo}`) : null;
+  if (demo && demoDir) {
+    const dir = demoDir;
     if (!existsSync(join(dir, CLASSIFIER_ONNX_FILE))) {
       log(`building the ${demo} demo classifier (formula weights, not ImageNet) in ${dir}`);
       await writeSyntheticClassifier(dir, { net: demo, anchors: defaultAnchors(trainDir()) });
@@ -100,6 +101,8 @@ async function loadAll(
     const name = typeof s === "string" ? s : s.onnxPath;
     try {
       const c = await loadClassifier(s, { threads, loaded });
+      // The demo is untrained whatever an older cached copy's classifier.json says.
+      if (s === demoDir) c.meta = { ...c.meta, untrained: true };
       if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);
       log(
         `loaded ${c.id} (${c.net}, weights ${c.weights.label}, threshold ${c.threshold.value} ${c.threshold.method})`,
