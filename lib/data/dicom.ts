@@ -668,16 +668,45 @@ export async function decodeDicom(
 ): Promise<DicomImage> {
   const { ds, ts } = parse(bytes);
   const t = readTags(ds, ts);
-  const el = ds.elements.x7fe00010;
-  if (!el) {
-    if (ds.elements.x7fe00008 || ds.elements.x7fe00009) {
-      throw new DicomError(
-        "unsupported_image",
-        "Float Pixel Data (parametric maps) is not supported",
-      );
-    }
-    throw new DicomError("no_pixel_data", "no image in this DICOM file (it has no Pixel Data)");
+  const el = pixelDataOf(ds);
+  checkDecodable(t, ts, maxPixels);
+  const samples = await frameSamples(ds, el, t, ts);
+  if (samples.values.length < t.rows * t.columns * samples.channels) {
+    throw new DicomError("decode_failed", "the decoded frame is smaller than the tags say");
   }
+  const display = samples.channels === 1
+    ? { ...toDisplayGrey(samples.values, t), channels: 1 as const }
+    : {
+      // Native YBR_FULL is converted here; codecs hand back RGB already.
+      pixels: toDisplayRgb(samples.values, t, NATIVE.has(ts) ? t.photometric : "RGB"),
+      window: { source: "as stored" } as DicomTags["window"],
+      channels: 3 as const,
+    };
+  return {
+    pixels: display.pixels,
+    width: t.columns,
+    height: t.rows,
+    channels: display.channels,
+    tags: publicTags(t, ts, display.window),
+    warnings: readerWarnings(ds, t),
+  };
+}
+
+/** The Pixel Data element, or the reason there is no image to show. */
+function pixelDataOf(ds: dicomParser.DataSet): dicomParser.Element {
+  const el = ds.elements.x7fe00010;
+  if (el) return el;
+  if (ds.elements.x7fe00008 || ds.elements.x7fe00009) {
+    throw new DicomError(
+      "unsupported_image",
+      "Float Pixel Data (parametric maps) is not supported",
+    );
+  }
+  throw new DicomError("no_pixel_data", "no image in this DICOM file (it has no Pixel Data)");
+}
+
+/** Size, photometric interpretation and transfer syntax this reader can show. */
+function checkDecodable(t: Tags, ts: string, maxPixels: number): void {
   if (t.rows <= 0 || t.columns <= 0) {
     throw new DicomError(
       "corrupt_dicom",
@@ -687,21 +716,24 @@ export async function decodeDicom(
   if (t.rows * t.columns > maxPixels) {
     throw new DicomError(
       "unsupported_image",
-      `image of ${t.columns}x${t.rows} pixels is too large`,
+      `image of ${t.columns}x${t.rows} pixels is too large (limit ${maxPixels})`,
     );
   }
-  const photometric = t.photometric;
-  const grey = photometric === "MONOCHROME1" || photometric === "MONOCHROME2";
-  const colour = ["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"].includes(photometric);
+  const grey = t.photometric === "MONOCHROME1" || t.photometric === "MONOCHROME2";
+  const colour = ["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"].includes(t.photometric);
   if (!grey && !colour) {
     throw new DicomError(
       "unsupported_image",
-      `photometric interpretation ${photometric} is not supported`,
+      `photometric interpretation ${t.photometric} is not supported`,
     );
   }
   if (!NATIVE.has(ts) && !TRANSFER_SYNTAXES[ts]) {
     throw new DicomError("unsupported_transfer_syntax", `transfer syntax ${ts} is not supported`);
   }
+}
+
+/** What a reader should be told: frame 1 of several, LUT sequences not applied. */
+function readerWarnings(ds: dicomParser.DataSet, t: Tags): string[] {
   const warnings: string[] = [];
   if (t.frames > 1) warnings.push(`multi-frame DICOM (${t.frames} frames): frame 1 is shown`);
   if (ds.elements.x00283000) {
@@ -710,27 +742,16 @@ export async function decodeDicom(
   if (ds.elements.x00283010 && t.center === null) {
     warnings.push("the VOI LUT Sequence is ignored (pixel range used)");
   }
-  const samples = await frameSamples(ds, el, t, ts);
-  if (samples.values.length < t.rows * t.columns * samples.channels) {
-    throw new DicomError("decode_failed", "the decoded frame is smaller than the tags say");
-  }
-  let pixels: Uint8Array;
-  let window: DicomTags["window"];
-  let channels: 1 | 3;
-  if (samples.channels === 1) {
-    ({ pixels, window } = toDisplayGrey(samples.values, t));
-    channels = 1;
-  } else {
-    // Native YBR_FULL is converted here; codecs hand back RGB already.
-    pixels = toDisplayRgb(samples.values, t, NATIVE.has(ts) ? photometric : "RGB");
-    window = { source: "as stored" };
-    channels = 3;
-  }
-  const tags: DicomTags = {
+  return warnings;
+}
+
+/** The non-identifying tags returned with the image. */
+function publicTags(t: Tags, ts: string, window: DicomTags["window"]): DicomTags {
+  return {
     modality: t.modality,
     bodyPartExamined: t.bodyPartExamined,
     viewPosition: t.viewPosition,
-    photometricInterpretation: photometric,
+    photometricInterpretation: t.photometric,
     bitsAllocated: t.bitsAllocated,
     bitsStored: t.bitsStored,
     rows: t.rows,
@@ -742,5 +763,4 @@ export async function decodeDicom(
       : null,
     window,
   };
-  return { pixels, width: t.columns, height: t.rows, channels, tags, warnings };
 }
