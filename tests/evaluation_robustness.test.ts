@@ -175,3 +175,25 @@ Deno.test("robustness: the worst condition is the lowest specificity among real 
   );
   assert.deepEqual(worstCondition([c("none", 0.1)]), null);
 });
+
+Deno.test("robustness: MLflow metric names are valid and cover every condition", async () => {
+  const { robustnessMetrics } = await import("../lib/cli/robustness.ts");
+  const cond = (shift: string, severity: number, spec: number) => ({
+    shift,
+    severity,
+    value: 1,
+    rocAuc: 0.9,
+    sensitivity: 0.95,
+    specificity: spec,
+    ci: { rocAuc: [0.8, 1], sensitivity: [0.9, 1], specificity: [0.5, 0.9] },
+    meanProbNormal: 0.2,
+    meanProbPneumonia: NaN,
+  });
+  const conditions = [cond("none", 0, 0.9), cond("gamma", 2, 0.4)];
+  const m = robustnessMetrics({ conditions, worst: conditions[1] } as unknown as RobustnessResult);
+  assert.deepEqual(m.robust_none_specificity, 0.9);
+  assert.deepEqual(m.robust_gamma_s2_p_normal, 0.2);
+  assert.deepEqual(m.robust_worst_specificity, 0.4);
+  assert.equal(Object.keys(m).length, 2 * 4 + 1);
+  for (const k of Object.keys(m)) assert.match(k, /^[A-Za-z0-9_.\-/ ]+$/, "MLflow key rules");
+});
