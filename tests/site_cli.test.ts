@@ -48,6 +48,19 @@ Deno.test("labels CSV: header optional, names/digits, missing files skipped, bad
     let msg = "";
     await readLabelledFolder(dir, { labels: join(dir, "bad.csv") }).catch((e) => msg = e.message);
     assert.ok(msg.includes("bad.csv:2") && msg.includes('"maybe"'), msg);
+    // Class folders (no CSV): DICOM files are images like any other; other files are named.
+    const cls = join(dir, "site");
+    for (const n of ["NORMAL/x.dcm", "PNEUMONIA/y.jpeg", "PNEUMONIA/notes.txt"]) {
+      await Deno.mkdir(join(cls, n, ".."), { recursive: true });
+      await Deno.writeFile(join(cls, n), new Uint8Array(1));
+    }
+    const folders = await readLabelledFolder(cls);
+    assert.deepEqual(folders.layout, "class-folders");
+    assert.deepEqual(folders.items.map((i) => [i.rel, i.label]), [["NORMAL/x.dcm", 0], [
+      "PNEUMONIA/y.jpeg",
+      1,
+    ]]);
+    assert.ok(folders.warnings.some((w) => w.includes("notes.txt")));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
