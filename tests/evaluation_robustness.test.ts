@@ -197,3 +197,64 @@ Deno.test("robustness: MLflow metric names are valid and cover every condition",
   assert.equal(Object.keys(m).length, 2 * 4 + 1);
   for (const k of Object.keys(m)) assert.match(k, /^[A-Za-z0-9_.\-/ ]+$/, "MLflow key rules");
 });
+
+Deno.test("robustness: an ensemble in the suite combines its members' outputs per batch", async () => {
+  const { grayJpeg, put } = await import("./data_fixtures.ts");
+  const root = await Deno.makeTempDir({ prefix: "cxr_rob_ens_" });
+  try {
+    const images = [];
+    for (let i = 0; i < 6; i++) {
+      const path = `${root}/${i}.jpeg`;
+      await put(path, await grayJpeg(48, 48, i));
+      images.push({ path, rel: `${i}.jpeg`, label: (i % 2) as 0 | 1 });
+    }
+    let calls = 0;
+    const fake = (id: string, scale: number): SuiteModel => ({
+      id,
+      net: id,
+      weightsLabel: "test",
+      notImageNet: true,
+      threshold: {
+        name: "validation",
+        value: 0.4,
+        method: "0.5",
+        sensitivity: null,
+        specificity: null,
+      },
+      predict: (x, n) => {
+        calls++;
+        const per = x.length / n;
+        return Promise.resolve({
+          prob: Float32Array.from({ length: n }, (_, k) => scale * x[k * per + 500] / 255),
+        });
+      },
+    });
+    const a = fake("a", 1), b = fake("b", 0.5);
+    const ens: SuiteModel = {
+      ...fake("ens", 0),
+      predict: () => Promise.reject(new Error("must not be called")),
+      ensembleOf: {
+        members: [0, 1],
+        combine: (p) => p[0].map((v, i) => (v + p[1][i]) / 2),
+      },
+    };
+    const [ra, rb, re] = await runShiftSuite(images, [a, b, ens], {
+      kinds: ["brightness"],
+      severities: [1],
+      iterations: 20,
+      quiet: true,
+      batchSize: 4,
+    });
+    assert.equal(calls, 2 * 2 * 2, "2 conditions x 2 batches x 2 members, none for the ensemble");
+    assert.equal(re.forwardPasses, 0);
+    for (const [k, c] of re.conditions.entries()) {
+      const mean = (ra.conditions[k].meanProbNormal + rb.conditions[k].meanProbNormal) / 2;
+      assert.ok(
+        Math.abs(c.meanProbNormal - mean) < 1e-6,
+        `${c.shift}: ${c.meanProbNormal} vs ${mean}`,
+      );
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

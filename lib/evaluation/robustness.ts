@@ -38,6 +38,11 @@ export interface SuiteModel {
   notImageNet: boolean;
   threshold: ThresholdProfile;
   predict(images: Float32Array, n: number): Promise<{ prob: Float32Array }>;
+  /**
+   * An ensemble of other models of the same suite (indexes into its model list): its
+   * probabilities are combined from theirs on each batch, with no forward pass of its own.
+   */
+  ensembleOf?: { members: number[]; combine: (probs: Float32Array[]) => Float32Array };
 }
 
 export interface SuiteOptions {
@@ -103,7 +108,11 @@ export function selectSuiteImages<T extends { label: 0 | 1; patient?: string; re
     return [...items].sort((a, b) => a.rel.localeCompare(b.rel));
   }
   const byClass = [0, 1].map((label) => {
-    const cls = shuffled(items.filter((i) => i.label === label), mulberry32(seed + label));
+    // Sorted first: the same images in any order give the same selection.
+    const sorted = items.filter((i) => i.label === label).sort((a, b) =>
+      a.rel.localeCompare(b.rel)
+    );
+    const cls = shuffled(sorted, mulberry32(seed + label));
     const seen = new Map<string, number>();
     const rank = cls.map((it) => {
       const p = it.patient ?? it.rel;
@@ -242,9 +251,16 @@ export async function runShiftSuite(
         );
         const batch = new Float32Array(idx.length * per);
         shifted.forEach((s, k) => batch.set(s, k * per));
-        for (let m = 0; m < models.length; m++) {
-          const out = await models[m].predict(batch, idx.length);
-          idx.forEach((i, k) => probs[m][c][i] = Math.min(1, Math.max(0, out.prob[k])));
+        const outs: Float32Array[] = new Array(models.length);
+        const order = models.map((_, m) => m).sort((a, b) =>
+          Number(!!models[a].ensembleOf) - Number(!!models[b].ensembleOf)
+        );
+        for (const m of order) {
+          const e = models[m].ensembleOf;
+          outs[m] = e
+            ? e.combine(e.members.map((k) => outs[k]))
+            : (await models[m].predict(batch, idx.length)).prob;
+          idx.forEach((i, k) => probs[m][c][i] = Math.min(1, Math.max(0, outs[m][k])));
           progress.tick(idx.length, { shift: `${cond.shift}${cond.severity || ""}` });
         }
       }
@@ -280,7 +296,7 @@ export async function runShiftSuite(
       },
       conditions: results,
       worst: worstCondition(results),
-      forwardPasses: conditions.length * kept.length,
+      forwardPasses: model.ensembleOf ? 0 : conditions.length * kept.length,
       seconds,
       createdAt: new Date().toISOString(),
     };
@@ -295,7 +311,7 @@ function pct(v: number): string {
 export function robustnessSummaryLine(r: RobustnessResult, model = r.net ?? r.runId): string {
   const clean = r.conditions.find((c) => c.shift === "none");
   const w = r.worst;
-  if (!w || !clean) return `${model}: no shift evaluated`;
+  if (!w || !clean) return `${model}: no shift evaluated (inversion is a sanity case only)`;
   return `${model}: worst shift ${w.shift} (severity ${w.severity}, ${w.value}): specificity ` +
     `${pct(w.specificity)} [${pct(w.ci.specificity[0])}–${pct(w.ci.specificity[1])}] vs ` +
     `${pct(clean.specificity)} unshifted, sensitivity ${pct(w.sensitivity)}, AUC ` +

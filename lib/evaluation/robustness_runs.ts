@@ -4,7 +4,15 @@
  * selected images (the three nets of one train-all) share the decoding and each shifted batch.
  * Writes `robustness.json` and `charts/robustness.{svg,png,vl.json}` into every run folder.
  */
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
+import {
+  combineProbs,
+  ENSEMBLE_META_FILE,
+  ENSEMBLE_NET,
+  type EnsembleMeta,
+  memberDirs,
+  parseEnsembleMeta,
+} from "../inference/ensemble.ts";
 import { loadClassifier } from "../inference/classifier.ts";
 import { loadPredictions, readRunConfig, weightsTag } from "./evaluate.ts";
 import { displayName } from "../models/registry.ts";
@@ -55,6 +63,18 @@ async function runImages(runDir: string, opts: RobustnessRunOptions): Promise<Su
   }));
 }
 
+/** An ensemble run whose members are all among `dirs`: its meta and their indexes there. */
+async function ensembleOf(
+  dir: string,
+  dirs: string[],
+): Promise<{ meta: EnsembleMeta; members: number[] } | null> {
+  const path = join(dir, ENSEMBLE_META_FILE);
+  if (!(await exists(path))) return null;
+  const meta = parseEnsembleMeta(await Deno.readTextFile(path), path);
+  const members = memberDirs(dir, meta).map((m) => dirs.findIndex((d) => resolve(d) === m));
+  return members.every((i) => i >= 0) ? { meta, members } : null;
+}
+
 /** Heat map of one or more runs' results. */
 export function robustnessChart(results: RobustnessResult[], title?: string): VlSpec {
   const flagged = results.some((r) => r.notImageNet);
@@ -103,6 +123,26 @@ export async function robustnessForRuns(
     const models: (SuiteModel & { close(): Promise<void> })[] = [];
     try {
       for (const p of group) {
+        // An ensemble whose members are in the suite combines their outputs (no extra passes).
+        const ens = await ensembleOf(p.dir, group.map((g) => g.dir));
+        if (ens) {
+          const config = await readRunConfig(p.dir);
+          const tag = weightsTag(config ?? { weights: ens.meta.weights });
+          models.push({
+            id: ens.meta.runId,
+            net: ENSEMBLE_NET,
+            weightsLabel: tag.label,
+            notImageNet: tag.notImageNet,
+            threshold: await resolveProfile(p.dir, opts.threshold),
+            predict: () => Promise.reject(new Error("an ensemble combines its members")),
+            ensembleOf: {
+              members: ens.members,
+              combine: (probs) => combineProbs(probs, ens.meta.combine),
+            },
+            close: () => Promise.resolve(),
+          });
+          continue;
+        }
         const classifier = await loadClassifier(p.dir);
         const config = await readRunConfig(p.dir);
         const tag = weightsTag(config ?? { weights: classifier.weights });
