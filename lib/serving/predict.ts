@@ -24,6 +24,7 @@ import {
   decodeUpload,
   extractImageBytes,
   inspectUpload,
+  type UploadHeader,
   type UploadLimits,
 } from "./upload.ts";
 
@@ -171,15 +172,78 @@ async function runModel(
   return result;
 }
 
-/** The /v1/predict route handler. */
+/** What a request asks for, checked before its body is read. */
+interface PredictRequest {
+  gradcam: boolean;
+  force: boolean;
+  selected: ModelEntry[];
+  thresholds: ThresholdProfile[];
+}
+
+function parsePredict(deps: PredictDeps, url: URL): PredictRequest {
+  const gradcam = wantsGradcam(url);
+  const force = wantsForce(url);
+  const selected = deps.registry.select(url.searchParams.get("model"));
+  const thresholds = selected.map((m) =>
+    deps.registry.profile(m, url.searchParams.get("threshold"))
+  );
+  return { gradcam, force, selected, thresholds };
+}
+
+/** The `image` block of an answer: what was received and, where useful, what the models saw. */
+async function imageBlock(img: DecodedUpload, gradcam: boolean) {
+  return {
+    width: img.width,
+    height: img.height,
+    format: img.format,
+    bytes: img.bytes,
+    sha256: img.sha256,
+    ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
+    // What the models saw (browsers cannot show DICOM; Grad-CAM layers go over it).
+    ...(img.format === "dicom" || gradcam
+      ? { preview_png_base64: toBase64(await previewPng(img.rgb, IMAGE_SIZE)) }
+      : {}),
+  };
+}
+
+/** Decode, guard and every chosen model: the work done inside a limiter slot. */
+async function answer(
+  deps: PredictDeps,
+  p: PredictRequest,
+  bytes: Uint8Array,
+  header: UploadHeader,
+  signal: AbortSignal,
+  t0: number,
+): Promise<Response> {
+  const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
+  const verdict: GuardVerdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
+  // Never a silent prediction on a foreign image: withheld unless asked for.
+  const withhold = !verdict.ok && !p.force;
+  const results = [];
+  for (const [k, m] of p.selected.entries()) {
+    signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
+    results.push(
+      withhold
+        ? withheld(m, p.thresholds[k])
+        : await runModel(deps, m, img, p.gradcam, p.thresholds[k]),
+    );
+  }
+  return jsonResponse({
+    image: await imageBlock(img, p.gradcam),
+    guard: { ...verdict, withheld: withhold },
+    results,
+    latency_ms: round(performance.now() - t0, 2),
+    notice: NOTICE,
+  });
+}
+
+/**
+ * The /v1/predict route handler. The body is read (within its deadline, charged to the upload
+ * budget) and its header checked before a slot is taken; the decode and models run in the slot.
+ */
 export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Promise<Response> {
   return async (req, url) => {
-    const gradcam = wantsGradcam(url);
-    const force = wantsForce(url);
-    const selected = deps.registry.select(url.searchParams.get("model"));
-    const thresholds = selected.map((m) =>
-      deps.registry.profile(m, url.searchParams.get("threshold"))
-    );
+    const p = parsePredict(deps, url);
     // Refuse before reading the body when no place is free anyway.
     if (deps.limiter.saturated) throw deps.limiter.busyError();
     const t0 = performance.now();
@@ -190,39 +254,10 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
         account,
       });
       const header = await inspectUpload(bytes, deps.limits);
-      return await deps.limiter.run(async (signal) => {
-        const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
-        const verdict: GuardVerdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
-        // Never a silent prediction on a foreign image: withheld unless asked for.
-        const withhold = !verdict.ok && !force;
-        const results = [];
-        for (const [k, m] of selected.entries()) {
-          signal.throwIfAborted(); // past the deadline: the 504 is sent, stop spending the slot
-          results.push(
-            withhold
-              ? withheld(m, thresholds[k])
-              : await runModel(deps, m, img, gradcam, thresholds[k]),
-          );
-        }
-        return jsonResponse({
-          image: {
-            width: img.width,
-            height: img.height,
-            format: img.format,
-            bytes: img.bytes,
-            sha256: img.sha256,
-            ...(img.dicom ? { dicom: img.dicom.tags, warnings: img.dicom.warnings } : {}),
-            // What the models saw (browsers cannot show DICOM; Grad-CAM layers go over it).
-            ...(img.format === "dicom" || gradcam
-              ? { preview_png_base64: toBase64(await previewPng(img.rgb, IMAGE_SIZE)) }
-              : {}),
-          },
-          guard: { ...verdict, withheld: withhold },
-          results,
-          latency_ms: round(performance.now() - t0, 2),
-          notice: NOTICE,
-        });
-      }, deps.timeoutMs);
+      return await deps.limiter.run(
+        (signal) => answer(deps, p, bytes, header, signal, t0),
+        deps.timeoutMs,
+      );
     } finally {
       account.release();
     }
