@@ -59,8 +59,15 @@ function trainDir(): string {
 /** Run dirs to serve: explicit ids/paths, or every run with a classifier.onnx. */
 function findRuns(runs: string[]): string[] {
   if (runs.length > 0) {
-    // A named run that cannot be loaded is reported (and skipped) by loadAll like any other.
-    return runs.map((r) => isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r));
+    // A named run without a model is skipped with a warning, like one that fails to load.
+    return runs.map((r) => [r, isAbsolute(r) || r.includes("/") ? r : join(runsDir(), r)])
+      .filter(([r, dir]) => {
+        if (isServableRun(dir)) return true;
+        console.error(
+          `serve: warning: skipping run "${r}": no ${CLASSIFIER_ONNX_FILE} (nor ensemble.json) in ${dir}; check --run or train it first`,
+        );
+        return false;
+      }).map(([, dir]) => dir);
   }
   if (!existsSync(runsDir())) return [];
   return [...Deno.readDirSync(runsDir())]
