@@ -14,17 +14,16 @@ import {
   type RunView,
   startMlflow,
 } from "./mlflow_real.ts";
-import { resolveConfig } from "../lib/training/config.ts";
+import { tinyTrainConfig, TRAIN_DATA as DATA } from "./training_fixtures.ts";
 import { trainRun } from "../lib/training/run.ts";
 import { MlflowRestClient } from "../lib/tracking/rest.ts";
 import { RestTracker, syncSpool } from "../lib/tracking/spool.ts";
 import { FileTracker, openTracker } from "../lib/tracking/tracker.ts";
 import { main as syncMain } from "../lib/cli/mlflow_sync.ts";
 import { openSession } from "../lib/onnx/session.ts";
-import { PROJECT_ROOT, sharedDir } from "../lib/util/paths.ts";
+import { PROJECT_ROOT } from "../lib/util/paths.ts";
 import { exists } from "../lib/util/fs.ts";
 
-const DATA = join(sharedDir(), "data", "chest_xray");
 const USER = "admin";
 const PASSWORD = "pw-s3cret!x";
 const AUTH_ENV = { MLFLOW_TRACKING_USERNAME: USER, MLFLOW_TRACKING_PASSWORD: PASSWORD };
@@ -74,6 +73,23 @@ async function allText(dir: string): Promise<string> {
   return out;
 }
 
+/**
+ * `mlflow:sync` with `args` under `env`; asserts it exits 0, then reads back the run it
+ * delivered with the real client. Returns the run and what sync printed.
+ */
+async function syncAndRead(
+  server: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ run: RunView; printed: string }> {
+  const out: string[] = [];
+  const code = await withEnv(env, () => syncMain(args, (s) => out.push(s)));
+  const printed = out.join("\n");
+  assert.deepEqual(code, 0, printed);
+  const runId = /run ([0-9a-f]{32})/.exec(printed)![1];
+  return { run: await readRun(server, runId, AUTH_ENV), printed };
+}
+
 /** Asserts each metric key has exactly the steps given, each once. */
 function assertStepsOnce(run: RunView, keys: string[], steps: number[]): void {
   for (const k of keys) {
@@ -81,19 +97,7 @@ function assertStepsOnce(run: RunView, keys: string[], steps: number[]): void {
   }
 }
 
-const tinyTraining = (extra: Record<string, unknown> = {}) =>
-  resolveConfig({
-    net: "densenet121",
-    weights: "formula",
-    profile: "quick",
-    subset: { train: 40, val: 20 },
-    dataRoot: DATA,
-    batchSize: 16,
-    phase1: { epochs: 2 },
-    phase2: { epochs: 1 },
-    earlyStopping: { patience: 0 },
-    ...extra,
-  });
+const tinyTraining = () => tinyTrainConfig({ phase1: 2, phase2: 1 });
 
 Deno.test({
   name: "real MLflow 2.17.2 server (basic auth) and client",
@@ -280,14 +284,7 @@ Deno.test({
         assert.ok(records.includes('"value":"NaN"'), records);
         assert.ok(records.includes('"value":"-Infinity"'), records);
         // delivered later to another server (the real one): a new run with every record
-        const out: string[] = [];
-        const code = await withEnv(
-          AUTH_ENV,
-          () => syncMain(["--spool", root, "--uri", srv.url], (s) => out.push(s)),
-        );
-        assert.deepEqual(code, 0, out.join("\n"));
-        const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
-        const run = await readRun(srv.url, runId, AUTH_ENV);
+        const { run } = await syncAndRead(srv.url, ["--spool", root, "--uri", srv.url], AUTH_ENV);
         assert.deepEqual(run.metrics, {
           a: [[1, 111, "NaN"]],
           b: [[1, 111, "Infinity"]],
@@ -330,15 +327,11 @@ Deno.test({
           assert.ok(lines.some((l) => l.includes("mlflow:sync")));
           await srv.start();
           // credentials from MLFLOW_TRACKING_URI (same server), never printed
-          const out: string[] = [];
-          const code = await withEnv(
-            { MLFLOW_TRACKING_URI: uri, MLFLOW_TRACKING_USERNAME: undefined },
-            () => syncMain(["--spool", root], (s) => out.push(s)),
-          );
-          assert.deepEqual(code, 0, out.join("\n"));
-          assert.ok(!out.join("\n").includes(PASSWORD), "password in mlflow:sync output");
-          const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
-          const run = await readRun(srv.url, runId, AUTH_ENV);
+          const { run, printed } = await syncAndRead(srv.url, ["--spool", root], {
+            MLFLOW_TRACKING_URI: uri,
+            MLFLOW_TRACKING_USERNAME: undefined,
+          });
+          assert.ok(!printed.includes(PASSWORD), "password in mlflow:sync output");
           assert.deepEqual(run.status, "FINISHED");
           assertStepsOnce(run, ["loss"], [1, 2, 3, 4, 5, 6]);
           assert.ok(run.files.includes("report.md"));
@@ -364,11 +357,8 @@ Deno.test({
         await tracker.end("FINISHED");
         assert.deepEqual(tracker.pending, 2);
         assert.ok(logs.join("\n").includes("401"), logs.join("\n"));
-        const out: string[] = [];
-        const code = await withEnv(AUTH_ENV, () => syncMain(["--spool", root], (s) => out.push(s)));
-        assert.deepEqual(code, 0, out.join("\n"));
-        const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
-        assert.deepEqual((await readRun(srv.url, runId, AUTH_ENV)).metrics.loss, [[1, 5, 1]]);
+        const { run } = await syncAndRead(srv.url, ["--spool", root], AUTH_ENV);
+        assert.deepEqual(run.metrics.loss, [[1, 5, 1]]);
       });
 
       await t.step("a log-batch whose answer is lost is not duplicated", async () => {
@@ -469,14 +459,11 @@ Deno.test({
             assert.deepEqual(status.status, "finished");
             // what the hung server never got is in the spool; sync sends it to a live server
             const spool = join(tmp, "out-hung", "mlflow-spool");
-            const out: string[] = [];
-            const code = await withEnv(
+            const { run } = await syncAndRead(
+              srv.url,
+              ["--spool", spool, "--uri", srv.url],
               AUTH_ENV,
-              () => syncMain(["--spool", spool, "--uri", srv.url], (s) => out.push(s)),
             );
-            assert.deepEqual(code, 0, out.join("\n"));
-            const runId = /run ([0-9a-f]{32})/.exec(out.join("\n"))![1];
-            const run = await readRun(srv.url, runId, AUTH_ENV);
             assert.deepEqual(run.status, "FINISHED");
             assertStepsOnce(run, ["loss", "val_auc"], [1, 2, 3]);
             assert.ok(run.files.includes("model/MLmodel"));

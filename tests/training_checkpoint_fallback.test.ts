@@ -5,18 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveConfig } from "../lib/training/config.ts";
 import { TrainingAborted, trainRun } from "../lib/training/run.ts";
-import { sharedDir } from "../lib/util/paths.ts";
-
-const DATA = join(sharedDir(), "data", "chest_xray");
-const hasData = (() => {
-  try {
-    return Deno.statSync(join(DATA, "train")).isDirectory;
-  } catch {
-    return false;
-  }
-})();
+import { hasTrainData, tinyTrainConfig } from "./training_fixtures.ts";
 
 /** Flips bytes in the middle of a file (its md5 no longer matches its manifest). */
 async function damage(path: string): Promise<void> {
@@ -28,25 +18,14 @@ async function damage(path: string): Promise<void> {
 Deno.test({
   name:
     "a damaged checkpoint falls back to the previous good one (warning) and ends like an uninterrupted run",
-  ignore: !hasData,
+  ignore: !hasTrainData,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     const tmp = await Deno.makeTempDir({ prefix: "cxr-train-ckpt-" });
     try {
       // 40 DenseNet121 images: 2 head epochs, then 2 fine-tuning epochs of the last layer.
-      const config = resolveConfig({
-        net: "densenet121",
-        weights: "formula",
-        profile: "quick",
-        subset: { train: 40, val: 20 },
-        dataRoot: DATA,
-        mlflow: false,
-        batchSize: 16,
-        phase1: { epochs: 2 },
-        phase2: { epochs: 2 },
-        earlyStopping: { patience: 0 },
-      });
+      const config = tinyTrainConfig({ phase1: 2, phase2: 2 }, { mlflow: false });
       const common = {
         tracker: null,
         progress: false,

@@ -1,43 +1,21 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveConfig } from "../lib/training/config.ts";
 import { TrainingAborted, trainRun } from "../lib/training/run.ts";
-import { sharedDir } from "../lib/util/paths.ts";
-
-const DATA = join(sharedDir(), "data", "chest_xray");
-const hasData = (() => {
-  try {
-    return Deno.statSync(join(DATA, "train")).isDirectory;
-  } catch {
-    return false;
-  }
-})();
+import { hasTrainData, tinyTrainConfig } from "./training_fixtures.ts";
 
 for (const augmentViews of [0, 2]) {
   Deno.test({
     name: `a killed run resumes at the next epoch and ends exactly like an uninterrupted one${
       augmentViews ? ` (${augmentViews} augmented views per image)` : ""
     }`,
-    ignore: !hasData,
+    ignore: !hasTrainData,
     sanitizeResources: false,
     sanitizeOps: false,
     fn: async () => {
       const tmp = await Deno.makeTempDir({ prefix: "cxr-train-resume-" });
       try {
         // 40 DenseNet121 images: 3 head epochs, then 2 fine-tuning epochs of the last layer.
-        const config = resolveConfig({
-          net: "densenet121",
-          weights: "formula",
-          profile: "quick",
-          subset: { train: 40, val: 20 },
-          dataRoot: DATA,
-          mlflow: false,
-          batchSize: 16,
-          phase1: { epochs: 3 },
-          phase2: { epochs: 2 },
-          earlyStopping: { patience: 0 },
-          augmentViews,
-        });
+        const config = tinyTrainConfig({ phase1: 3, phase2: 2 }, { mlflow: false, augmentViews });
         const common = {
           tracker: null,
           progress: false,
