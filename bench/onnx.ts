@@ -1,10 +1,17 @@
 /**
- * ONNX Runtime throughput per net: raw ORT on images already decoded in memory vs the whole
- * feature pipeline from JPEG files (hash, decode + preprocess overlapped with inference, cache
- * writes; empty cache), next to the anchors measured on the 2-core reference machine.
+ * ONNX Runtime throughput per net, each figure next to an anchor measured in the same run:
+ * - export/reference: our classifier export (preprocessing in the graph, as the pipeline runs it)
+ *   against a reference export of the same architecture (a plain graph: no in-graph
+ *   preprocessing, one output), both on images already decoded in memory, measured in
+ *   alternating rounds so load changes hit both alike;
+ * - pipeline/raw: the whole feature pipeline from JPEG files (hash, decode + preprocess
+ *   overlapped with inference, cache writes; empty cache) against raw ORT on our export;
+ * - PyTorch CPU (torchvision, random weights) when `/usr/bin/python3 -c 'import torch'` works;
+ *   skipped with a note otherwise.
+ * Absolute img/s are printed only next to the load average (before and after).
  *
  *   deno run -A bench/onnx.ts [--nets resnet50,densenet121,vgg16] [--images 64] [--batch 16]
- *                             [--tune 8,16,32] [--threads N]
+ *                             [--rounds 3] [--tune 8,16,32] [--threads N]
  *
  * Weights are `formula` (not ImageNet): speed does not depend on the values.
  */
@@ -13,22 +20,17 @@ import { join } from "node:path";
 import { getNetSpec, parseNetName } from "../lib/models/registry.ts";
 import { withHead } from "../lib/models/head.ts";
 import { weightLayout } from "../lib/models/layout.ts";
+import { preprocessInput } from "../lib/models/preprocess.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";
 import { weightsMd5 } from "../lib/models/weights/md5.ts";
 import { scanDataset } from "../lib/data/dataset.ts";
 import { decodeImage } from "../lib/data/images.ts";
 import { exportOnnx, IMAGE_INPUT } from "../lib/onnx/export.ts";
-import { defaultThreads, openSession } from "../lib/onnx/session.ts";
+import { defaultThreads, type OnnxModel, openSession } from "../lib/onnx/session.ts";
 import { extractFeatures, POOLED_LAYER } from "../lib/features/extract.ts";
 import { dataDir, sharedDir } from "../lib/util/paths.ts";
-import type { NetName } from "../lib/models/spec.ts";
+import { loadAverage, printTable, torchAnchor } from "./anchors.ts";
 
-/** img/s on the 2-core reference machine (batch 16, 224x224). */
-const ANCHORS: Record<NetName, { ort: number; torch: number }> = {
-  resnet50: { ort: 27, torch: 5.2 },
-  densenet121: { ort: 23, torch: 6.7 },
-  vgg16: { ort: 7, torch: 2.5 },
-};
 const GOAL = 0.95;
 
 const { values } = parseArgs({
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     nets: { type: "string", default: "resnet50,densenet121,vgg16" },
     images: { type: "string", default: "64" },
     batch: { type: "string", default: "16" },
+    rounds: { type: "string", default: "3" },
     tune: { type: "string", default: "" },
     threads: { type: "string" },
     data: { type: "string" },
@@ -46,6 +49,7 @@ const { values } = parseArgs({
 const nets = values.nets.split(",").map(parseNetName);
 const nImages = Number(values.images);
 const batch = Number(values.batch);
+const rounds = Math.max(1, Number(values.rounds));
 const tune = values.tune ? values.tune.split(",").map(Number) : [];
 const threads = values.threads ? Number(values.threads) : defaultThreads();
 
@@ -76,83 +80,111 @@ const decoded = await Promise.all(items.map((i) => decodeImage(i.path, 224)));
 const pixels = new Float32Array(items.length * 224 * 224 * 3);
 decoded.forEach((d, k) => pixels.set(d.data, k * d.data.length));
 
-async function rawOrt(model: Awaited<ReturnType<typeof openSession>>, b: number): Promise<number> {
+/** img/s of `model` over every image in batches of `b` (after one warm-up batch). */
+async function rawOrt(model: OnnxModel, input: string, data: Float32Array, b: number) {
   const per = 224 * 224 * 3;
-  // Warm-up run (first run allocates and picks kernels).
-  await model.run({
-    [IMAGE_INPUT]: { data: pixels.subarray(0, b * per), shape: [b, 224, 224, 3] },
+  const feed = (i: number, n: number) => ({
+    [input]: { data: data.subarray(i * per, (i + n) * per), shape: [n, 224, 224, 3] },
   });
+  await model.run(feed(0, Math.min(b, items.length))); // first run allocates and picks kernels
   const t = performance.now();
-  for (let i = 0; i < items.length; i += b) {
-    const n = Math.min(b, items.length - i);
-    await model.run({
-      [IMAGE_INPUT]: { data: pixels.subarray(i * per, (i + n) * per), shape: [n, 224, 224, 3] },
-    });
-  }
+  for (let i = 0; i < items.length; i += b) await model.run(feed(i, Math.min(b, items.length - i)));
   return items.length / ((performance.now() - t) / 1000);
 }
 
-const load = () => Deno.loadavg()[0].toFixed(1);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const pct = (r: number) => `${(r * 100).toFixed(0)}%`;
+
+const loadBefore = loadAverage();
 console.log(
   `ONNX Runtime benchmark: ${items.length} train JPEGs, ${threads} threads, batch ${batch}, ` +
-    `formula weights (not ImageNet); load average ${load()} on ${navigator.hardwareConcurrency} cores`,
+    `${rounds} alternating rounds, formula weights (not ImageNet), ` +
+    `${navigator.hardwareConcurrency} cores; load average before: ${loadBefore}`,
 );
-const rows: string[][] = [[
+const ratios: string[][] = [[
   "net",
-  "raw ORT img/s",
-  "pipeline img/s",
+  "export/reference",
   "pipeline/raw",
+  "pipeline/reference",
   `goal >= ${GOAL * 100}%`,
-  "anchor ORT",
-  "anchor PyTorch CPU",
+  "ORT/PyTorch CPU",
 ]];
+const absolute: string[][] = [["net", "reference img/s", "raw img/s", "pipeline img/s", "PyTorch"]];
+const notes: string[] = [];
 const tuning: string[] = [];
 for (const net of nets) {
   const base = getNetSpec(net);
   const spec = withHead(base);
   const layout = weightLayout(base);
   const weights = formulaWeights(layout);
-  const model = await openSession(
-    exportOnnx(spec, weights, { outputs: [POOLED_LAYER], preprocessing: base.preprocessing }),
+  const outputs = [POOLED_LAYER];
+  // Ours: what extractFeatures runs. Reference: the same net as a plain one-output graph.
+  const ours = await openSession(
+    exportOnnx(spec, weights, { outputs, preprocessing: base.preprocessing }),
     { threads },
   );
+  const reference = await openSession(exportOnnx(spec, weights, { outputs }), { threads });
+  const refInput = reference.inputNames[0];
+  const prepared = preprocessInput(pixels, base.preprocessing);
   for (const b of tune) {
-    tuning.push(`${net} batch ${b}: raw ORT ${(await rawOrt(model, b)).toFixed(1)} img/s`);
+    const r = await rawOrt(ours, IMAGE_INPUT, pixels, b);
+    tuning.push(`${net} batch ${b}: raw ORT ${r.toFixed(1)} img/s (load ${loadAverage()})`);
   }
-  const raw = await rawOrt(model, batch);
-  await model.close();
+  const raws: number[] = [];
+  const refs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    raws.push(await rawOrt(ours, IMAGE_INPUT, pixels, batch));
+    refs.push(await rawOrt(reference, refInput, prepared, batch));
+  }
+  await ours.close();
+  await reference.close();
+  const raw = median(raws);
+  const ref = median(refs);
   const cacheRoot = await Deno.makeTempDir({ prefix: "cxr-bench-onnx-" });
+  let pipeline = 0;
   try {
-    // Warm the OS file cache so both sides read the JPEGs from memory.
     const set = await extractFeatures({
       net,
       weights: { weights, md5: weightsMd5(weights, layout) },
-      outputs: [POOLED_LAYER],
+      outputs,
       items,
       batchSize: batch,
       threads,
       progress: false,
       cacheRoot,
     });
-    const pipeline = set.stats.computedPerSec;
-    const ratio = pipeline / raw;
-    rows.push([
-      net,
-      raw.toFixed(1),
-      pipeline.toFixed(1),
-      `${(ratio * 100).toFixed(0)}%`,
-      ratio >= GOAL ? "met" : "NOT met",
-      `~${ANCHORS[net].ort}`,
-      `${ANCHORS[net].torch}`,
-    ]);
+    pipeline = set.stats.computedPerSec;
   } finally {
     await Deno.remove(cacheRoot, { recursive: true });
   }
+  const torch = await torchAnchor(net, { images: Math.min(items.length, 32), batch, threads });
+  if (typeof torch === "string") notes.push(torch);
+  const torchImgs = typeof torch === "number" ? torch : null;
+  ratios.push([
+    net,
+    pct(raw / ref),
+    pct(pipeline / raw),
+    pct(pipeline / ref),
+    [raw / ref, pipeline / raw].every((x) => x >= GOAL) ? "met" : "NOT met",
+    torchImgs ? `${(raw / torchImgs).toFixed(1)}x` : "skipped",
+  ]);
+  absolute.push([
+    net,
+    ref.toFixed(1),
+    raw.toFixed(1),
+    pipeline.toFixed(1),
+    torchImgs ? torchImgs.toFixed(1) : "-",
+  ]);
 }
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-for (const r of rows) console.log(r.map((v, c) => v.padEnd(widths[c])).join("  "));
+const loadAfter = loadAverage();
+console.log("\nratios (one run; each against its anchor measured just before or alongside it):");
+printTable(ratios);
+console.log(`\nabsolute img/s (load average before ${loadBefore}; after ${loadAfter}):`);
+printTable(absolute);
 for (const t of tuning) console.log(t);
+for (const n of new Set(notes)) console.log(`note: ${n}`);
 console.log(
-  `pipeline = hash + decode/preprocess (overlapped) + ORT + cache writes, export/session excluded; ` +
-    `load average now ${load()} (other processes slow both columns alike).`,
+  "export = classifier graph with in-graph preprocessing; reference = the same architecture " +
+    "exported as a plain graph (no preprocessing, one output) fed preprocessed pixels; " +
+    "pipeline = hash + decode/preprocess (overlapped) + ORT + cache writes (export/session excluded).",
 );

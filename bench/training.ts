@@ -106,7 +106,13 @@ try {
   console.log(
     `last train-all (${last.args.join(" ")}, ${last.finishedAt}): ${
       (last.wallSeconds / 60).toFixed(1)
-    } min (goal <= 30), peak RSS ${(last.peakRssBytes / 2 ** 30).toFixed(2)} GiB (goal <= 3)`,
+    } min (goal <= 30), peak RSS ${(last.peakRssBytes / 2 ** 30).toFixed(2)} GiB (goal <= 3); ${
+      last.loadAverage
+        ? `load average ${last.loadAverage.start.join(" ")} at its start, ${
+          last.loadAverage.end.join(" ")
+        } at its end`
+        : "load average not recorded by that run"
+    }`,
   );
 } catch {
   // No train-all record: add up the full-profile runs' own start/finish times (run.json).
@@ -129,7 +135,7 @@ try {
     nets.length
       ? `full-profile runs in outputs/runs (${nets.join(", ")}): ${
         (seconds / 60).toFixed(1)
-      } min of training wall time in all (goal <= 30 for train-all); peak RSS not recorded`
+      } min of training wall time in all (goal <= 30 for train-all); peak RSS and load average not recorded`
       : "no full-profile run yet: run `deno task train-all --profile full` to measure",
   );
 }

@@ -106,6 +106,7 @@ export async function main(args: string[]): Promise<number> {
     return usageError(cli, `--ensemble-combine must be prob or logit, got "${combine}"`);
   }
   const t0 = performance.now();
+  const loadAtStart = Deno.loadavg();
   const memory = peakMemorySampler();
   if (!(await ensureDataset(configs[0].dataRoot, v.data !== undefined))) return 1;
   const runDirs: string[] = [];
@@ -171,6 +172,8 @@ export async function main(args: string[]): Promise<number> {
     args,
     wallSeconds: Math.round((performance.now() - t0) / 1000),
     peakRssBytes: memory.stop(),
+    // Timings here swing with load: the 1/5/15-minute load averages at the start and the end.
+    loadAverage: { start: loadAtStart, end: Deno.loadavg() },
     runs: reported,
   };
   // Keep the figure of the last run that trained something (a re-run that skips is not a timing).
