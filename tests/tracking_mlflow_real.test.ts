@@ -306,7 +306,10 @@ Deno.test({
               spoolRoot: root,
               retryIntervalMs: 10,
             }) as RestTracker;
-            await tracker.logParams({ epochs: 6 });
+            // 150 params: more than one log-batch may carry (100)
+            const params: Record<string, number> = {};
+            for (let i = 0; i < 150; i++) params[`p${String(i).padStart(3, "0")}`] = i / 2;
+            await tracker.logParams({ epochs: 6, ...params });
             for (let e = 1; e <= 2; e++) await tracker.logMetrics({ loss: 1 / e }, e, 1000 + e);
             await srv.stop();
             for (let e = 3; e <= 6; e++) {
@@ -334,6 +337,8 @@ Deno.test({
           assert.ok(!printed.includes(PASSWORD), "password in mlflow:sync output");
           assert.deepEqual(run.status, "FINISHED");
           assertStepsOnce(run, ["loss"], [1, 2, 3, 4, 5, 6]);
+          assert.deepEqual(Object.keys(run.params).length, 151);
+          assert.deepEqual(run.params.p003, "1.5");
           assert.ok(run.files.includes("report.md"));
           assert.deepEqual(await exists(root) && [...Deno.readDirSync(root)].length, 0);
         },

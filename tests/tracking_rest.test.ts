@@ -4,9 +4,7 @@ import { FakeMlflow, type FakeRun, tinyOnnxModel } from "./tracking_fake_mlflow.
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "../lib/tracking/rest.ts";
 import { RestTracker, Spool, type SpoolRecord, syncSpool } from "../lib/tracking/spool.ts";
 import { hungServer } from "./mlflow_real.ts";
-import { openTracker } from "../lib/tracking/tracker.ts";
 import { main as syncMain } from "../lib/cli/mlflow_sync.ts";
-import { exists } from "../lib/util/fs.ts";
 
 const quiet = () => {};
 
@@ -48,110 +46,6 @@ function metricCounts(run: FakeRun): Map<string, number> {
   }
   return counts;
 }
-
-Deno.test("rest: full run arrives on the server (params, metrics, tags, artifacts, model)", async () => {
-  const fake = new FakeMlflow();
-  fake.requiredAuth = `Basic ${btoa("alice:s3cret")}`;
-  fake.start();
-  const saved = ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"]
-    .map((k) => [k, Deno.env.get(k)] as const);
-  try {
-    await withTemp(async (dir) => {
-      Deno.env.set("MLFLOW_TRACKING_USERNAME", "alice");
-      Deno.env.set("MLFLOW_TRACKING_PASSWORD", "s3cret");
-      Deno.env.delete("MLFLOW_TRACKING_TOKEN");
-      const spool = join(dir, "spool");
-      const tracker = await openTracker({
-        experiment: "cxr-test",
-        runName: "resnet50-quick",
-        tags: { net: "resnet50", "cxr.split_protocol": "patient" },
-        uri: fake.url,
-        spoolRoot: spool,
-      });
-      assert.deepEqual(tracker.backend, "rest");
-      // 150 params: more than one log-batch may carry (100)
-      const params: Record<string, string | number | boolean> = {};
-      for (let i = 0; i < 150; i++) params[`p${String(i).padStart(3, "0")}`] = i * 0.5;
-      params.net = "resnet50";
-      params.restore_best = true;
-      await tracker.logParams(params);
-      const t0 = 1_700_000_000_000;
-      for (let epoch = 1; epoch <= 3; epoch++) {
-        await tracker.logMetrics(
-          { loss: 1 / epoch, val_auc: 0.5 + epoch / 10, "val/loss": NaN },
-          epoch,
-          t0 + epoch * 1000,
-        );
-      }
-      await tracker.setTags({ "cxr.weights_md5": "abc123" });
-      const history = join(dir, "history.json");
-      await Deno.writeTextFile(history, '{"epochs":[]}');
-      await tracker.logArtifact(history);
-      const charts = join(dir, "charts");
-      await Deno.mkdir(join(charts, "sub"), { recursive: true });
-      await Deno.writeTextFile(join(charts, "roc.svg"), "<svg/>");
-      await Deno.writeTextFile(join(charts, "sub", "pr.svg"), "<svg>pr</svg>");
-      await tracker.logArtifact(charts);
-      const onnx = join(dir, "classifier.onnx");
-      await Deno.writeFile(onnx, tinyOnnxModel());
-      await tracker.logOnnxModel(onnx, "model", { metadata: { net: "resnet50" } });
-      await tracker.end("FINISHED");
-
-      assert.deepEqual(fake.runs.size, 1);
-      const run = [...fake.runs.values()][0];
-      assert.deepEqual(tracker.runId, run.info.run_id);
-      assert.deepEqual(run.info.run_name, "resnet50-quick");
-      assert.deepEqual(run.info.status, "FINISHED");
-      assert.ok(run.info.end_time! >= run.info.start_time);
-      assert.deepEqual(fake.experiments.get(run.info.experiment_id)!.name, "cxr-test");
-      assert.deepEqual(run.params.size, 152);
-      assert.deepEqual(run.params.get("p003"), "1.5");
-      assert.deepEqual(run.params.get("restore_best"), "true");
-      assert.deepEqual(run.tags.get("mlflow.runName"), "resnet50-quick");
-      assert.deepEqual(run.tags.get("net"), "resnet50");
-      assert.deepEqual(run.tags.get("cxr.split_protocol"), "patient");
-      assert.deepEqual(run.tags.get("cxr.weights_md5"), "abc123");
-      assert.deepEqual(run.tags.get("mlflow.source.type"), "LOCAL");
-      assert.deepEqual(run.metrics.length, 9);
-      const loss = run.metrics.filter((m) => m.key === "loss");
-      assert.deepEqual(loss.map((m) => [m.step, m.timestamp, m.value]), [
-        [1, t0 + 1000, 1],
-        [2, t0 + 2000, 0.5],
-        [3, t0 + 3000, 1 / 3],
-      ]);
-      assert.ok(
-        run.metrics.filter((m) => m.key === "val/loss").every((m) => Number.isNaN(m.value)),
-      );
-      const base = `${run.info.experiment_id}/${run.info.run_id}/artifacts`;
-      const text = (p: string) => new TextDecoder().decode(fake.artifacts.get(`${base}/${p}`));
-      assert.deepEqual(text("history.json"), '{"epochs":[]}');
-      assert.deepEqual(text("charts/roc.svg"), "<svg/>");
-      assert.deepEqual(text("charts/sub/pr.svg"), "<svg>pr</svg>");
-      assert.deepEqual(fake.artifacts.get(`${base}/model/model.onnx`), tinyOnnxModel());
-      const mlmodel = text("model/MLmodel");
-      assert.ok(mlmodel.includes("loader_module: 'mlflow.onnx'"), mlmodel);
-      assert.ok(mlmodel.includes(`run_id: '${run.info.run_id}'`), mlmodel);
-      assert.ok(mlmodel.includes("artifact_path: 'model'"), mlmodel);
-      assert.ok(fake.artifacts.has(`${base}/model/requirements.txt`));
-      const logged = JSON.parse(run.tags.get("mlflow.log-model.history")!);
-      assert.deepEqual(logged.length, 1);
-      assert.deepEqual(logged[0].artifact_path, "model");
-      assert.deepEqual(Object.keys(logged[0].flavors).sort(), ["onnx", "python_function"]);
-      // auth header on every request, params split over >= 2 log-batch requests
-      assert.ok(fake.requests.length > 5);
-      assert.ok(fake.requests.every((r) => r.auth === fake.requiredAuth));
-      const batches = fake.requests.filter((r) => r.path.endsWith("/runs/log-batch"));
-      assert.ok(batches.length >= 2 + 3 + 1);
-      assert.deepEqual(
-        await exists(spool) && (await Array.fromAsync(Deno.readDir(spool))).length,
-        0,
-      );
-    });
-  } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-    await fake.stop();
-  }
-});
 
 Deno.test("rest: log-batch limits are respected (2500 metrics) and enforced by the fake", async () => {
   const fake = new FakeMlflow();
@@ -261,62 +155,6 @@ Deno.test("rest: 5xx answers are retried with backoff; unreachable server is rep
     assert.match(e.message, /experiments\/get-by-name/);
     return true;
   });
-});
-
-Deno.test("rest fault: server dies mid-run, training goes on, sync delivers every record once", async () => {
-  const fake = new FakeMlflow();
-  fake.start();
-  try {
-    await withTemp(async (dir) => {
-      const root = join(dir, "spool");
-      const tracker = await openRest(fake, root, "fault-run");
-      await tracker.logParams({ net: "vgg16", epochs: 8 });
-      for (let epoch = 1; epoch <= 2; epoch++) {
-        await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
-      }
-      const runId = tracker.runId;
-      assert.deepEqual(fake.runs.get(runId)!.metrics.length, 4);
-      await fake.stop(); // the server goes away
-      for (let epoch = 3; epoch <= 8; epoch++) {
-        await tracker.logMetrics({ loss: 1 / epoch, val_auc: epoch / 10 }, epoch, 1000 + epoch);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      const report = join(dir, "report.md");
-      await Deno.writeTextFile(report, "# report v1");
-      await tracker.logArtifact(report);
-      await Deno.writeTextFile(report, "# changed after logging"); // the spool kept a copy
-      await tracker.end("FINISHED");
-      assert.ok(tracker.pending >= 12 / 2 + 2, `pending ${tracker.pending}`);
-      assert.ok(await exists(tracker.spool.dir));
-      assert.deepEqual(fake.runs.get(runId)!.info.status, "RUNNING");
-
-      fake.start(); // same port, same state
-      const result = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
-      assert.deepEqual(result.pending, 0);
-      assert.deepEqual(result.runs.length, 1);
-      assert.deepEqual(result.runs[0].remoteRunId, runId);
-      assert.deepEqual(result.replayed, result.runs[0].delivered);
-      assert.deepEqual(fake.runs.size, 1);
-      const run = fake.runs.get(runId)!;
-      const counts = metricCounts(run);
-      for (let epoch = 1; epoch <= 8; epoch++) {
-        assert.deepEqual(counts.get(`loss@${epoch}`), 1, `loss@${epoch}`);
-        assert.deepEqual(counts.get(`val_auc@${epoch}`), 1, `val_auc@${epoch}`);
-      }
-      assert.deepEqual(run.metrics.length, 16);
-      assert.deepEqual(run.metrics.find((m) => m.key === "loss" && m.step === 5)!.timestamp, 1005);
-      assert.deepEqual(run.info.status, "FINISHED");
-      const art = fake.artifacts.get(`${run.info.experiment_id}/${runId}/artifacts/report.md`);
-      assert.deepEqual(new TextDecoder().decode(art), "# report v1");
-      assert.deepEqual(await exists(tracker.spool.dir), false);
-      // a second sync finds nothing and changes nothing
-      const again = await syncSpool({ root, client: (uri) => fastClient(uri), log: quiet });
-      assert.deepEqual(again, { replayed: 0, pending: 0, runs: [] });
-      assert.deepEqual(run.metrics.length, 16);
-    });
-  } finally {
-    await fake.stop();
-  }
 });
 
 Deno.test("rest fault: server down from the start; sync creates exactly one run, KILLED", async () => {

@@ -9,8 +9,10 @@ import { runCli } from "./entry.ts";
 
 const USAGE = `usage: deno task mlflow:sync [--uri URL] [--spool DIR]
   --uri URL    send to this tracking server instead of the one each run was opened with
+               (runs become new runs there, with every spooled record)
   --spool DIR  spool folder (default outputs/mlflow-spool)
-Credentials: MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD.`;
+Credentials: MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD, http://user:pw@host in
+--uri, or MLFLOW_TRACKING_URI's user info for the same server (never stored or printed).`;
 
 export async function main(
   args: string[],
