@@ -129,6 +129,39 @@ export async function extractFeatures<T extends FeatureItem>(
   req: FeatureRequest<T>,
 ): Promise<FeatureSet<T>> {
   const start = performance.now();
+  const layout = featureLayout(req);
+  const cache = new FeatureCache({
+    net: req.net,
+    specHash: sha256Text(JSON.stringify(layout.spec)).slice(0, 16),
+    weightsMd5: req.weights.md5,
+    outputs: req.outputs,
+    shapes: layout.shapes,
+    preprocessing: layout.spec.preprocessing,
+    // "off" keeps the key of caches written before intensity normalisation existed.
+    decode: `nearest-${layout.size}${
+      req.intensity && req.intensity !== "off" ? `+${req.intensity}` : ""
+    }`,
+    float16: req.float16 ?? false,
+  }, req.cacheRoot);
+  await cache.init();
+  const found = await lookUp(req, cache);
+  const run = found.misses.length > 0
+    ? await computeMisses(req, layout, cache, found)
+    : { computed: 0, seconds: 0 };
+  return featureSet(req, layout.shapes, cache, found, {
+    ...run,
+    total: (performance.now() - start) / 1000,
+  });
+}
+
+/** The net to run, the outputs' shapes and the (square) input size. */
+interface FeatureLayout {
+  spec: NetSpec;
+  shapes: number[][];
+  size: number;
+}
+
+function featureLayout(req: FeatureRequest<FeatureItem>): FeatureLayout {
   if (req.outputs.length === 0) throw new Error("extractFeatures: no output layers given");
   const spec = req.spec ?? featureSpec(req.net, req.outputs);
   const allShapes = inferShapes(spec);
@@ -143,22 +176,25 @@ export async function extractFeatures<T extends FeatureItem>(
   if (h === null || h !== w) {
     throw new Error(`extractFeatures: needs a square input of known size, got [${input.shape}]`);
   }
-  const cache = new FeatureCache({
-    net: req.net,
-    specHash: sha256Text(JSON.stringify(spec)).slice(0, 16),
-    weightsMd5: req.weights.md5,
-    outputs: req.outputs,
-    shapes,
-    preprocessing: spec.preprocessing,
-    // "off" keeps the key of caches written before intensity normalisation existed.
-    decode: `nearest-${h}${req.intensity && req.intensity !== "off" ? `+${req.intensity}` : ""}`,
-    float16: req.float16 ?? false,
-  }, req.cacheRoot);
-  await cache.init();
+  return { spec, shapes, size: h };
+}
 
-  // Pass 1: hash every file and look up its entry.
+/** Pass 1's result, completed by pass 2: per item its file hash and entry key (null: failed). */
+interface Lookup<T> {
+  sha: (string | null)[];
+  keys: (string | null)[];
+  failed: { item: T; error: string }[];
+  misses: { path: string; index: number; shifts?: readonly Shift[] }[];
+  hits: number;
+  corrupt: number;
+}
+
+/** Pass 1: hashes every file and looks its entry up in the cache. */
+async function lookUp<T extends FeatureItem>(
+  req: FeatureRequest<T>,
+  cache: FeatureCache,
+): Promise<Lookup<T>> {
   const failed: { item: T; error: string }[] = [];
-  let corrupt = 0;
   const sha = await mapLimit(req.items, 8, async (item) => {
     try {
       return await sha256Hex(await readFile(item.path));
@@ -167,96 +203,142 @@ export async function extractFeatures<T extends FeatureItem>(
       return null;
     }
   });
-  const misses: { path: string; index: number; shifts?: readonly Shift[] }[] = [];
-  const keys = sha.map((s, i) => s === null ? null : entryKey(s, req.items[i]));
-  let hits = 0;
+  const found: Lookup<T> = {
+    sha,
+    keys: sha.map((s, i) => s === null ? null : entryKey(s, req.items[i])),
+    failed,
+    misses: [],
+    hits: 0,
+    corrupt: 0,
+  };
   req.items.forEach((item, index) => {
-    const key = keys[index];
+    const key = found.keys[index];
     if (key === null) return;
-    const entry = cache.read(key, { onCorrupt: () => corrupt++ });
-    if (entry) hits++;
-    else misses.push({ path: item.path, index, ...(item.shifts ? { shifts: item.shifts } : {}) });
-  });
-
-  // Pass 2: compute the misses.
-  let computed = 0;
-  let computeSeconds = 0;
-  if (misses.length > 0) {
-    const bytes = exportOnnx(spec, req.weights.weights, {
-      outputs: req.outputs,
-      preprocessing: spec.preprocessing,
-    });
-    const model = await openSession(bytes, { threads: req.threads });
-    const t0 = performance.now(); // computedPerSec: decode + inference + writes, not export
-    const progress = new Progress(`features ${req.net}`, {
-      total: misses.length,
-      unit: "img",
-      quiet: req.progress === false,
-    });
-    const per = h * w * 3;
-    let pendingWrites: Promise<unknown> = Promise.resolve();
-    try {
-      const batchSize = req.batchSize ?? 16;
-      const batches = req.decodeInWorker === false
-        ? loadBatches(misses, {
-          batchSize,
-          size: h,
-          prefetch: 1,
-          progress: false,
-          intensity: req.intensity,
-        })
-        : loadBatchesInWorker(misses, { batchSize, size: h, intensity: req.intensity });
-      for await (const batch of batches) {
-        for (const f of batch.failed) {
-          failed.push({ item: req.items[f.item.index], error: f.error });
-        }
-        const n = batch.items.length;
-        if (n > 0) {
-          const out = await model.run({
-            [IMAGE_INPUT]: { data: batch.data.subarray(0, n * per), shape: [n, h, w, 3] },
-          });
-          await pendingWrites; // keep at most one batch of writes in flight
-          pendingWrites = Promise.all(batch.items.map(({ index }, k) => {
-            const features = new Float32Array(cache.count);
-            let off = 0;
-            req.outputs.forEach((o, j) => {
-              const size = shapes[j].reduce((a, b) => a * b, 1);
-              features.set(out[o].data.subarray(k * size, (k + 1) * size), off);
-              off += size;
-            });
-            sha[index] = batch.sha256[k]; // the bytes actually decoded
-            keys[index] = entryKey(sha[index]!, req.items[index]);
-            return cache.write(keys[index]!, features);
-          }));
-          computed += n;
-        }
-        progress.tick(n + batch.failed.length, { hits, failed: failed.length });
-        req.onBatch?.(computed);
-        if (req.signal?.aborted) {
-          await pendingWrites;
-          throw req.signal.reason ?? new DOMException("feature extraction aborted", "AbortError");
-        }
-      }
-      await pendingWrites;
-    } finally {
-      await model.close();
+    if (cache.read(key, { onCorrupt: () => found.corrupt++ })) found.hits++;
+    else {
+      found.misses.push({
+        path: item.path,
+        index,
+        ...(item.shifts ? { shifts: item.shifts } : {}),
+      });
     }
-    computeSeconds = (performance.now() - t0) / 1000;
-    progress.done({ hits, computed, failed: failed.length });
-  }
+  });
+  return found;
+}
 
-  const failedSet = new Set(failed.map((f) => f.item));
+/**
+ * Pass 2: decodes the misses (in a worker unless asked not to) and runs them through ONNX
+ * Runtime, writing each entry as its batch finishes; updates `found` with what was decoded.
+ */
+async function computeMisses<T extends FeatureItem>(
+  req: FeatureRequest<T>,
+  layout: FeatureLayout,
+  cache: FeatureCache,
+  found: Lookup<T>,
+): Promise<{ computed: number; seconds: number }> {
+  const { spec, shapes, size } = layout;
+  const bytes = exportOnnx(spec, req.weights.weights, {
+    outputs: req.outputs,
+    preprocessing: spec.preprocessing,
+  });
+  const model = await openSession(bytes, { threads: req.threads });
+  const t0 = performance.now(); // computedPerSec: decode + inference + writes, not export
+  const progress = new Progress(`features ${req.net}`, {
+    total: found.misses.length,
+    unit: "img",
+    quiet: req.progress === false,
+  });
+  const per = size * size * 3;
+  let computed = 0;
+  let pendingWrites: Promise<unknown> = Promise.resolve();
+  try {
+    for await (const batch of decodedBatches(req, found.misses, size)) {
+      for (const f of batch.failed) {
+        found.failed.push({ item: req.items[f.item.index], error: f.error });
+      }
+      const n = batch.items.length;
+      if (n > 0) {
+        const out = await model.run({
+          [IMAGE_INPUT]: { data: batch.data.subarray(0, n * per), shape: [n, size, size, 3] },
+        });
+        await pendingWrites; // keep at most one batch of writes in flight
+        pendingWrites = Promise.all(batch.items.map(({ index }, k) => {
+          found.sha[index] = batch.sha256[k]; // the bytes actually decoded
+          found.keys[index] = entryKey(found.sha[index]!, req.items[index]);
+          return cache.write(found.keys[index]!, entryOf(out, req.outputs, shapes, k, cache.count));
+        }));
+        computed += n;
+      }
+      progress.tick(n + batch.failed.length, { hits: found.hits, failed: found.failed.length });
+      req.onBatch?.(computed);
+      if (req.signal?.aborted) {
+        await pendingWrites;
+        throw req.signal.reason ?? new DOMException("feature extraction aborted", "AbortError");
+      }
+    }
+    await pendingWrites;
+  } finally {
+    await model.close();
+  }
+  progress.done({ hits: found.hits, computed, failed: found.failed.length });
+  return { computed, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Decoded batches of `misses`, in a Web Worker unless `req.decodeInWorker` is false. */
+function decodedBatches(
+  req: FeatureRequest<FeatureItem>,
+  misses: Lookup<FeatureItem>["misses"],
+  size: number,
+) {
+  const batchSize = req.batchSize ?? 16;
+  return req.decodeInWorker === false
+    ? loadBatches(misses, {
+      batchSize,
+      size,
+      prefetch: 1,
+      progress: false,
+      intensity: req.intensity,
+    })
+    : loadBatchesInWorker(misses, { batchSize, size, intensity: req.intensity });
+}
+
+/** Item k's cache entry: its outputs, flattened and concatenated in `outputs` order. */
+function entryOf(
+  out: Record<string, { data: Float32Array }>,
+  outputs: string[],
+  shapes: number[][],
+  k: number,
+  count: number,
+): Float32Array {
+  const features = new Float32Array(count);
+  let off = 0;
+  outputs.forEach((o, j) => {
+    const size = shapes[j].reduce((a, b) => a * b, 1);
+    features.set(out[o].data.subarray(k * size, (k + 1) * size), off);
+    off += size;
+  });
+  return features;
+}
+
+/** The FeatureSet over the items that succeeded, reading entries back from the cache. */
+function featureSet<T extends FeatureItem>(
+  req: FeatureRequest<T>,
+  shapes: number[][],
+  cache: FeatureCache,
+  found: Lookup<T>,
+  time: { computed: number; seconds: number; total: number },
+): FeatureSet<T> {
+  const failedSet = new Set(found.failed.map((f) => f.item));
   const items: T[] = [];
   const itemSha: string[] = [];
   const itemKeys: string[] = [];
   req.items.forEach((item, i) => {
-    if (!failedSet.has(item) && sha[i] !== null) {
+    if (!failedSet.has(item) && found.sha[i] !== null) {
       items.push(item);
-      itemSha.push(sha[i]!);
-      itemKeys.push(keys[i]!);
+      itemSha.push(found.sha[i]!);
+      itemKeys.push(found.keys[i]!);
     }
   });
-  const seconds = (performance.now() - start) / 1000;
   const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
   const offsets = sizes.map((_, j) => sizes.slice(0, j).reduce((a, b) => a + b, 0));
   let last: { i: number; data: Float32Array } | null = null;
@@ -270,6 +352,7 @@ export async function extractFeatures<T extends FeatureItem>(
     return data;
   };
   const get = (i: number, o: number) => entry(i).subarray(offsets[o], offsets[o] + sizes[o]);
+  const { hits, corrupt, failed } = found;
   return {
     outputs: [...req.outputs],
     shapes,
@@ -285,12 +368,12 @@ export async function extractFeatures<T extends FeatureItem>(
     },
     stats: {
       hits,
-      computed,
+      computed: time.computed,
       corrupt,
       failed,
-      seconds,
-      imgPerSec: seconds > 0 ? (hits + computed) / seconds : 0,
-      computedPerSec: computeSeconds > 0 ? computed / computeSeconds : 0,
+      seconds: time.total,
+      imgPerSec: time.total > 0 ? (hits + time.computed) / time.total : 0,
+      computedPerSec: time.seconds > 0 ? time.computed / time.seconds : 0,
     },
   };
 }

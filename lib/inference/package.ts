@@ -72,28 +72,50 @@ export async function writeClassifierPackage(
     metadata: { runId: input.runId, net: spec.name },
   });
   await Deno.mkdir(runDir, { recursive: true });
+  const gradcam = gradcamLayer ? await writeGradcamTail(runDir, spec, weights, gradcamLayer) : null;
+  const meta = classifierMeta(input, gradcamLayer ?? null, gradcam?.shape ?? null);
+  const onnxPath = join(runDir, CLASSIFIER_ONNX_FILE);
+  const metaPath = join(runDir, CLASSIFIER_META_FILE);
+  // Write-then-rename so a reader never sees half a model.
+  await writeFileAtomic(onnxPath, onnx);
+  await writeJsonAtomic(metaPath, meta, 2);
+  return { onnxPath, metaPath, meta };
+}
 
-  let gradcamTail: string | null = null;
-  let gradcamShape: number[] | null = null;
-  if (gradcamLayer) {
-    const tail = subgraph(spec, [gradcamLayer], [PROBABILITY_OUTPUT]);
-    const tailWeights: NetWeights = new Map();
-    for (const l of tail.layers) {
-      if (l.kind === "InputLayer") continue; // the Grad-CAM layer itself is fed, not computed
-      const w = weights.get(l.name);
-      if (w && Object.keys(w).length > 0) tailWeights.set(l.name, w);
-    }
-    await saveWeights(join(runDir, GRADCAM_TAIL_STEM), tailWeights);
-    gradcamTail = GRADCAM_TAIL_STEM;
-    const input0 = tail.layers[0];
-    if (input0.kind === "InputLayer") gradcamShape = [-1, ...input0.shape.map((d) => d ?? -1)];
+/**
+ * gradcam_tail.{json,bin}: the weights from the Grad-CAM layer to head_dense (Grad-CAM's
+ * gradient runs in tfjs over them); returns that layer's shape ([-1, h, w, c]).
+ */
+async function writeGradcamTail(
+  runDir: string,
+  spec: NetSpec,
+  weights: NetWeights,
+  layer: string,
+): Promise<{ shape: number[] | null }> {
+  const tail = subgraph(spec, [layer], [PROBABILITY_OUTPUT]);
+  const tailWeights: NetWeights = new Map();
+  for (const l of tail.layers) {
+    if (l.kind === "InputLayer") continue; // the Grad-CAM layer itself is fed, not computed
+    const w = weights.get(l.name);
+    if (w && Object.keys(w).length > 0) tailWeights.set(l.name, w);
   }
+  await saveWeights(join(runDir, GRADCAM_TAIL_STEM), tailWeights);
+  const input0 = tail.layers[0];
+  return { shape: input0.kind === "InputLayer" ? [-1, ...input0.shape.map((d) => d ?? -1)] : null };
+}
 
-  const meta: ClassifierMeta = {
+/** classifier.json's content (see ClassifierMeta in meta.ts). */
+function classifierMeta(
+  input: ClassifierPackageInput,
+  gradcamLayer: string | null,
+  gradcamShape: number[] | null,
+): ClassifierMeta {
+  const { spec } = input;
+  return {
     format: CLASSIFIER_FORMAT,
     runId: input.runId,
     net: spec.name,
-    gradcamLayer: gradcamLayer ?? null,
+    gradcamLayer,
     threshold: input.threshold ?? {
       method: "default",
       value: 0.5,
@@ -130,15 +152,9 @@ export async function writeClassifierPackage(
         }]
         : []),
     ],
-    gradcamTail,
+    gradcamTail: gradcamLayer ? GRADCAM_TAIL_STEM : null,
     ...(input.dropout !== undefined ? { dropout: input.dropout } : {}),
     intensity: input.intensity ?? "off",
     createdAt: new Date().toISOString(),
   };
-  const onnxPath = join(runDir, CLASSIFIER_ONNX_FILE);
-  const metaPath = join(runDir, CLASSIFIER_META_FILE);
-  // Write-then-rename so a reader never sees half a model.
-  await writeFileAtomic(onnxPath, onnx);
-  await writeJsonAtomic(metaPath, meta, 2);
-  return { onnxPath, metaPath, meta };
 }
