@@ -6,9 +6,10 @@
  * stores it as the threshold profile `site:<name>` (thresholds.json) with its data hash, n,
  * date, bootstrap CIs and small-sample warnings. The validation threshold is never changed.
  */
-import { basename, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { parseCli, positiveInt, usageError } from "./args.ts";
 import { resolveRunDir } from "../util/paths.ts";
+import { RunFolder } from "../runs/mod.ts";
 import { predictExternalSet } from "../evaluation/predict.ts";
 import { computeMetrics } from "../evaluation/metrics.ts";
 import { calibrateThreshold, type CalibrationResult } from "../evaluation/calibration.ts";
@@ -17,7 +18,6 @@ import {
   saveSiteProfile,
   siteProfileName,
   type ThresholdProfile,
-  THRESHOLDS_FILE,
   validationProfile,
 } from "../evaluation/profiles.ts";
 import { logToRunMlflow } from "../tracking/run_log.ts";
@@ -163,7 +163,7 @@ export async function main(args: string[]): Promise<number> {
           [`${key}_specificity`]: c.specificity,
           [`${key}_n`]: c.n,
         }, 0);
-        await t.logArtifact(join(runDir, THRESHOLDS_FILE), "thresholds");
+        await t.logArtifact(new RunFolder(runDir).thresholdsPath, "thresholds");
       });
     }
     return 0;

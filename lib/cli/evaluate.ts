@@ -6,8 +6,8 @@
  * over those images and writes predictions-<split>.json first; then chooses the threshold on
  * validation, applies it unchanged to every split, and writes evaluation.json and charts/.
  */
-import { join } from "node:path";
 import { resolveRunDir } from "../util/paths.ts";
+import { RunFolder } from "../runs/mod.ts";
 import { parseCli, positiveInt, usageError } from "./args.ts";
 import { evaluateRun } from "../evaluation/evaluate.ts";
 import { formatEvaluation } from "../evaluation/format.ts";
@@ -98,7 +98,8 @@ export async function main(args: string[]): Promise<number> {
       profile,
     });
     console.log(formatEvaluation(ev));
-    console.log(`wrote ${join(runDir, "evaluation.json")} and ${join(runDir, "charts")}/`);
+    const run = new RunFolder(runDir);
+    console.log(`wrote ${run.evaluationPath} and ${run.chartsDir}/`);
     return 0;
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);

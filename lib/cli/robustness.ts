@@ -8,19 +8,18 @@
 import { latestRunsPerNet } from "../reporting/report.ts";
 import { resolveRunDir } from "../util/paths.ts";
 import { runsDir } from "../util/paths.ts";
+import { RunFolder } from "../runs/mod.ts";
 import { parseCli, positiveInt, usageError } from "./args.ts";
 import { type ShiftKind, SUITE_KINDS } from "../data/shifts.ts";
 import {
   DEFAULT_SUITE_IMAGES,
   formatRobustness,
-  ROBUSTNESS_FILE,
   type RobustnessResult,
   robustnessSummaryLine,
 } from "../evaluation/robustness.ts";
 import { robustnessForRuns } from "../evaluation/robustness_runs.ts";
 import { displayName } from "../models/registry.ts";
 import { logToRunMlflow } from "../tracking/run_log.ts";
-import { join } from "node:path";
 
 const USAGE = `usage: deno task robustness [options]
 
@@ -143,14 +142,15 @@ export async function main(args: string[]): Promise<number> {
         } img/s; load average ${loadAtStart} at start, ${load()} at end)`,
     );
     for (const [i, dir] of runDirs.entries()) {
-      console.log(`wrote ${join(dir, ROBUSTNESS_FILE)}`);
+      console.log(`wrote ${new RunFolder(dir).robustnessPath}`);
       if (v["no-mlflow"]) continue;
       await logToRunMlflow(dir, "robustness", async (t) => {
         await t.logMetrics(robustnessMetrics(results[i]), 0);
-        await t.logArtifact(join(dir, ROBUSTNESS_FILE), "robustness");
+        await t.logArtifact(new RunFolder(dir).robustnessPath, "robustness");
         if (!v["no-charts"]) {
           for (const ext of ["svg", "png"]) {
-            await t.logArtifact(join(dir, "charts", `robustness.${ext}`), "robustness");
+            const stem = new RunFolder(dir).chartStem("robustness");
+            await t.logArtifact(`${stem}.${ext}`, "robustness");
           }
         }
       });

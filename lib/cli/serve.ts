@@ -20,6 +20,7 @@ import { cacheDir, dataDir, outputsDir, runsDir, sharedDir } from "../util/paths
 import { GUARD_FILE, type GuardModel, loadGuard } from "../inference/guard.ts";
 import { numberFlag } from "./args.ts";
 import { describeError, runCli } from "./entry.ts";
+import { RunFolder } from "../runs/mod.ts";
 
 const USAGE = `usage: deno task serve [options]
   --run <id|dir>        serve a training run (repeatable); default: every run with ${CLASSIFIER_ONNX_FILE}
@@ -101,7 +102,7 @@ async function loadAll(
   // Single nets first, so that an ensemble reuses its members' sessions when they are served.
   const loaded = new Map<string, Classifier>();
   const isEnsemble = (s: string | { onnxPath: string }) =>
-    typeof s === "string" && existsSync(join(s, "ensemble.json"));
+    typeof s === "string" && existsSync(new RunFolder(s).ensembleMetaPath);
   sources.sort((a, b) => Number(isEnsemble(a)) - Number(isEnsemble(b)));
   const skipped: string[] = [];
   for (const s of sources) {

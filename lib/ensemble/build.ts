@@ -7,7 +7,7 @@
  * splits are combined where every member has them.
  */
 import { createHash } from "node:crypto";
-import { basename, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import {
   evaluateRun,
   type Evaluation,
@@ -21,7 +21,6 @@ import type { ThresholdMethod } from "../evaluation/threshold.ts";
 import {
   combineProbs,
   ENSEMBLE_FORMAT,
-  ENSEMBLE_META_FILE,
   ENSEMBLE_NET,
   type EnsembleCombine,
   type EnsembleMeta,
@@ -29,7 +28,8 @@ import {
 import type { WeightsInfo } from "../inference/meta.ts";
 import { openTracker } from "../tracking/tracker.ts";
 import type { Tracker } from "../tracking/types.ts";
-import { exists, readJson } from "../util/fs.ts";
+import { exists, writeJsonAtomic } from "../util/fs.ts";
+import { predictionsFileName, RunFolder } from "../runs/mod.ts";
 
 export interface EnsembleOptions {
   combine?: EnsembleCombine;
@@ -57,15 +57,11 @@ interface Member {
   preds: Record<string, PredictionsFile>;
 }
 
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value, null, 1) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
-}
-
 async function readMember(dir: string): Promise<Member> {
   const files = await listPredictionFiles(dir).catch(() => ({} as Record<string, string>));
   if (!files.val) {
-    throw new Error(`ensemble member ${dir}: no predictions-val.json (train or evaluate it first)`);
+    const val = predictionsFileName("val");
+    throw new Error(`ensemble member ${dir}: no ${val} (train or evaluate it first)`);
   }
   const preds: Record<string, PredictionsFile> = {};
   for (const [key, path] of Object.entries(files)) preds[key] = await loadPredictions(path);
@@ -156,7 +152,8 @@ export async function buildEnsemble(
   const method = opts.method ??
     (members[0].config?.thresholdMethod as ThresholdMethod | undefined) ?? "sens95";
   const runId = ensembleRunId(members.map((m) => m.runId), combine);
-  const runDir = join(root, runId);
+  const run = RunFolder.of(runId, root);
+  const runDir = run.dir;
 
   const keys = Object.keys(members[0].preds).filter((k) => members.every((m) => m.preds[k]));
   const combined: Record<string, PredictionsFile> = {};
@@ -168,11 +165,11 @@ export async function buildEnsemble(
   const inputsHash = createHash("sha256")
     .update(JSON.stringify({ combine, method, combined }))
     .digest("hex");
-  const status = await readJson<{ status?: string; inputsHash?: string }>(join(runDir, "run.json"))
-    .catch(() => null);
+  const status = await run.readStatus();
   if (!opts.force && status?.status === "finished" && status.inputsHash === inputsHash) {
     log(`ensemble ${runId} is up to date`);
-    const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"));
+    const evaluation = await run.readEvaluation<Evaluation>();
+    if (!evaluation) throw new Error(`${run.evaluationPath} is missing: rerun with force`);
     return { runId, runDir, evaluation, skipped: true };
   }
   await Deno.remove(runDir, { recursive: true }).catch(() => {});
@@ -180,7 +177,7 @@ export async function buildEnsemble(
   const startedAt = new Date().toISOString();
   const first = members[0].config as Record<string, unknown> | null;
   const weights = weightsOf(members);
-  await writeJson(join(runDir, "config.json"), {
+  await run.writeConfig({
     runId,
     net: ENSEMBLE_NET,
     combine,
@@ -202,7 +199,7 @@ export async function buildEnsemble(
     createdAt: startedAt,
   });
   for (const [key, p] of Object.entries(combined)) {
-    await writeJson(join(runDir, `predictions-${key}.json`), p);
+    await run.writePredictions(key, p);
   }
   const evaluation = await evaluateRun(runDir, { method });
   const meta: EnsembleMeta = {
@@ -220,9 +217,9 @@ export async function buildEnsemble(
     weights,
     createdAt: startedAt,
   };
-  await writeJson(join(runDir, ENSEMBLE_META_FILE), meta);
+  await writeJsonAtomic(run.ensembleMetaPath, meta, 1);
   const mlflowRunId = await trackEnsemble(runDir, meta, evaluation, opts);
-  await writeJson(join(runDir, "run.json"), {
+  await run.writeStatus({
     status: "finished",
     phase: 0,
     epoch: 0,
@@ -269,11 +266,12 @@ async function trackEnsemble(
       final_val_specificity: v.specificity,
       threshold: meta.threshold.value,
     }, 0);
-    for (const f of ["config.json", "evaluation.json", ENSEMBLE_META_FILE]) {
-      await tracker.logArtifact(join(runDir, f)).catch(() => {});
+    const run = new RunFolder(runDir);
+    for (const f of [run.configPath, run.evaluationPath, run.ensembleMetaPath]) {
+      await tracker.logArtifact(f).catch(() => {});
     }
-    if (await exists(join(runDir, "charts"))) {
-      await tracker.logArtifact(join(runDir, "charts"), "charts").catch(() => {});
+    if (await exists(run.chartsDir)) {
+      await tracker.logArtifact(run.chartsDir, "charts").catch(() => {});
     }
     await tracker.end("FINISHED");
     return tracker.backend === "off" ? null : tracker.runId;

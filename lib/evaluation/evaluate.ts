@@ -3,7 +3,7 @@
  * to every other split (test, external folders), attach bootstrap CIs, and write
  * `evaluation.json` and the charts (`charts/*.svg|png`).
  */
-import { basename, join } from "node:path";
+import { basename } from "node:path";
 import {
   bootstrapCI,
   bootstrapDistribution,
@@ -14,6 +14,7 @@ import {
 import { calibrationBins, computeMetrics, type Metrics, prCurve, rocCurve } from "./metrics.ts";
 import {
   chooseThreshold,
+  type ChosenThreshold,
   parseThresholdMethod,
   type ThresholdMethod,
   thresholdSweep,
@@ -21,7 +22,6 @@ import {
 import {
   calibrationChart,
   confusionChart,
-  type EpochRecord,
   prChart,
   rocChart,
   thresholdSweepChart,
@@ -29,11 +29,12 @@ import {
   type VlSpec,
 } from "../charts/specs.ts";
 import { writeChart } from "../charts/render.ts";
-import { exists, readJson } from "../util/fs.ts";
+import { readJson } from "../util/fs.ts";
 import { displayName } from "../models/registry.ts";
+import { chartRef, predictionsFileName, RunFolder, splitKeyOf } from "../runs/mod.ts";
 
 /** Re-exported: reporting and notebooks read run files through it. */
-export { readJson };
+export { readJson, splitKeyOf };
 
 /** One prediction as stored in `predictions-<split>.json`. */
 export interface PredictionItem {
@@ -160,22 +161,9 @@ export async function loadPredictions(path: string): Promise<PredictionsFile> {
   return { split: raw.split ?? splitKeyOf(path), items: raw.items, source: raw.source };
 }
 
-/** `predictions-test.json` -> "test"; `predictions-ext-foo-test.json` -> "ext-foo-test". */
-export function splitKeyOf(path: string): string {
-  const m = /^predictions-(.+)\.json$/.exec(basename(path));
-  if (!m) throw new Error(`${path} is not a predictions-<split>.json file`);
-  return m[1];
-}
-
 /** All `predictions-*.json` files of a run, val first, then test, then the rest by name. */
-export async function listPredictionFiles(runDir: string): Promise<Record<string, string>> {
-  const keys: string[] = [];
-  for await (const e of Deno.readDir(runDir)) {
-    if (e.isFile && /^predictions-.+\.json$/.test(e.name)) keys.push(splitKeyOf(e.name));
-  }
-  const rank = (k: string) => (k === "val" ? 0 : k === "test" ? 1 : 2);
-  keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-  return Object.fromEntries(keys.map((k) => [k, join(runDir, `predictions-${k}.json`)]));
+export function listPredictionFiles(runDir: string): Promise<Record<string, string>> {
+  return new RunFolder(runDir).listPredictions();
 }
 
 function splitTitle(key: string): string {
@@ -273,9 +261,16 @@ export function weightsTag(config: RunConfigView | null): { notImageNet: boolean
 }
 
 /** Read config.json of a run, or null when absent. */
-export async function readRunConfig(runDir: string): Promise<RunConfigView | null> {
-  const p = join(runDir, "config.json");
-  return (await exists(p)) ? await readJson<RunConfigView>(p) : null;
+export function readRunConfig(runDir: string): Promise<RunConfigView | null> {
+  return new RunFolder(runDir).readConfig<RunConfigView>();
+}
+
+/** The operating threshold chosen on validation predictions (never on test). */
+export function thresholdOnValidation(
+  val: PredictionsFile,
+  method: ThresholdMethod,
+): ChosenThreshold {
+  return chooseThreshold(val.items.map((i) => i.label), val.items.map((i) => i.prob), method);
 }
 
 /** Evaluate a run directory and write evaluation.json (+ charts). */
@@ -286,7 +281,9 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
   const files = await listPredictionFiles(runDir);
   if (!files.val) {
     throw new Error(
-      `no predictions-val.json in ${runDir}: the threshold is chosen on validation, so it is required`,
+      `no ${
+        predictionsFileName("val")
+      } in ${runDir}: the threshold is chosen on validation, so it is required`,
     );
   }
   const preds: Record<string, PredictionsFile> = {};
@@ -294,7 +291,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
   const val = preds.val;
   const valLabels = val.items.map((i) => i.label);
   const valProbs = val.items.map((i) => i.prob);
-  const chosen = chooseThreshold(valLabels, valProbs, method);
+  const chosen = thresholdOnValidation(val, method);
   const threshold = opts.profile?.value ?? chosen.value;
   const atThreshold = computeMetrics(valLabels, valProbs, threshold);
   const iterations = opts.iterations ?? 1000;
@@ -334,7 +331,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions = {}): P
   if (opts.charts ?? true) {
     evaluation.charts = await writeRunCharts(runDir, evaluation, preds, config);
   }
-  await Deno.writeTextFile(join(runDir, "evaluation.json"), JSON.stringify(evaluation, null, 2));
+  await new RunFolder(runDir).writeEvaluation(evaluation);
   return evaluation;
 }
 
@@ -349,14 +346,11 @@ export async function runChartSpecs(
   const suffix = evaluation.notImageNet ? ` — ${evaluation.weightsLabel}` : "";
   const t = evaluation.threshold;
   const specs: Record<string, VlSpec> = {};
-  const historyPath = join(runDir, "history.json");
-  if (await exists(historyPath)) {
-    const history = await readJson<{ epochs?: EpochRecord[] }>(historyPath);
-    if (history.epochs?.length) {
-      specs.training = trainingCurves(history.epochs, {
-        title: `${model}: training vs validation${suffix}`,
-      });
-    }
+  const history = await new RunFolder(runDir).readHistory();
+  if (history?.length) {
+    specs.training = trainingCurves(history, {
+      title: `${model}: training vs validation${suffix}`,
+    });
   }
   const rocSeries = [];
   const prSeries = [];
@@ -423,14 +417,14 @@ async function writeRunCharts(
   preds: Record<string, PredictionsFile>,
   config: RunConfigView | null,
 ): Promise<Record<string, string>> {
-  const dir = join(runDir, "charts");
-  await Deno.mkdir(dir, { recursive: true });
+  const run = new RunFolder(runDir);
+  await Deno.mkdir(run.chartsDir, { recursive: true });
   const specs = await runChartSpecs(runDir, evaluation, preds, config);
   const out: Record<string, string> = {};
   for (const [name, spec] of Object.entries(specs)) {
-    await writeChart(spec, join(dir, name));
-    await Deno.writeTextFile(join(dir, `${name}.vl.json`), JSON.stringify(spec));
-    out[name] = `charts/${name}`;
+    await writeChart(spec, run.chartStem(name));
+    await Deno.writeTextFile(run.chartSpecPath(name), JSON.stringify(spec));
+    out[name] = chartRef(name);
   }
   return out;
 }

@@ -4,12 +4,12 @@
  * content hash, with its provenance (folder, labels CSV, content hash, counts). Two different
  * sets never share a key: a clash is refused, never silently overwritten.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { sha256Hex } from "../data/images.ts";
 import { type LabelledItem, type LabelledSet, setHash } from "../data/labelled.ts";
 import { listPredictionFiles, loadPredictions, type PredictionsSource } from "./evaluate.ts";
 import { exists } from "../util/fs.ts";
-import { predictionsFileName } from "../runs/mod.ts";
+import { RunFolder } from "../runs/mod.ts";
 
 /** Split key of an external set: `ext-<slug of name>`. */
 export function externalKey(name: string): string {
@@ -54,7 +54,7 @@ export async function externalTarget(
   // Unnamed: the key this very set is already stored under, if any, else its hash prefix.
   const name = opts.name ?? await storedName(runDir, sha256) ?? sha256.slice(0, 12);
   const key = externalKey(name);
-  const path = join(runDir, predictionsFileName(key));
+  const path = new RunFolder(runDir).predictionsPath(key);
   if (!opts.replace && (await exists(path))) {
     const old = (await loadPredictions(path)).source;
     if (old?.sha256 !== sha256) {

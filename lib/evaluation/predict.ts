@@ -3,8 +3,9 @@
  * exactly as training made it, or an external labelled folder (lib/data/labelled.ts; keyed by
  * name or content hash, lib/evaluation/external.ts), through the run's classifier.onnx. Unreadable images are reported and skipped.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { exists } from "../util/fs.ts";
+import { RunFolder } from "../runs/mod.ts";
 import { Progress } from "../util/progress.ts";
 import {
   loadPredictions,
@@ -15,7 +16,6 @@ import {
 import { externalSource, externalTarget, hashItems } from "./external.ts";
 import { readLabelledFolder } from "../data/labelled.ts";
 import type { SplitName } from "../data/dataset.ts";
-import { predictionsFileName } from "../runs/mod.ts";
 
 export interface ItemLike {
   path: string;
@@ -54,7 +54,9 @@ async function itemsFor(
   const { scanDataset } = await import("../data/dataset.ts");
   const config = await readRunConfig(runDir);
   const root = config?.data?.root;
-  if (!root) throw new Error(`${runDir}/config.json has no data.root; pass --data DIR`);
+  if (!root) {
+    throw new Error(`${new RunFolder(runDir).configPath} has no data.root; pass --data DIR`);
+  }
   const scanned = await scanDataset(root);
   for (const w of scanned.warnings) console.error(`warning: ${w}`);
   // The run's own split: rebuild it exactly as training did (same protocol, fraction, seed).
@@ -142,7 +144,7 @@ export interface PredictSplitOptions {
  * folder is an external set.
  */
 async function isOwnSplitFolder(runDir: string, split: string, data: string): Promise<boolean> {
-  const own = join(runDir, predictionsFileName(split));
+  const own = new RunFolder(runDir).predictionsPath(split);
   if (await exists(own)) return (await loadPredictions(own)).source?.dataRoot === resolve(data);
   const root = (await readRunConfig(runDir))?.data?.root;
   return root ? resolve(root) === resolve(data) : true;
@@ -164,7 +166,8 @@ export async function predictSplit(
   ) {
     return await predictExternalSet(runDir, dataRoot, opts);
   }
-  const path = join(runDir, predictionsFileName(split));
+  const run = new RunFolder(runDir);
+  const path = run.predictionsPath(split);
   if (!dataRoot && (await exists(path))) return null;
   let { items, root } = await itemsFor(runDir, split, dataRoot);
   if (opts.limit) items = stratifiedLimit(items, opts.limit);
@@ -176,7 +179,7 @@ export async function predictSplit(
     items: predictions,
     source: { dataRoot: resolve(root), split, createdAt: new Date().toISOString() },
   };
-  await Deno.writeTextFile(path, JSON.stringify(file));
+  await run.writePredictions(split, file);
   return { path, predicted: predictions.length, failed: failed.length };
 }
 
@@ -227,7 +230,7 @@ export async function predictExternalSet(
       unreadable: failed.length,
     }, set.layout === "kaggle" ? split : undefined),
   };
-  await Deno.writeTextFile(target.path, JSON.stringify(file));
+  await new RunFolder(runDir).writePredictions(target.key, file);
   return {
     key: target.key,
     path: target.path,

@@ -5,9 +5,9 @@
  * (`thresholds.json`), so calibrating can never change the validation threshold.
  */
 import { join } from "node:path";
-import { exists, readJson } from "../util/fs.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
 import { parseClassifierMeta } from "../inference/meta.ts";
-import { CLASSIFIER_META_FILE, EVALUATION_FILE, THRESHOLDS_FILE } from "../runs/mod.ts";
+import { CLASSIFIER_META_FILE, EVALUATION_FILE, RunFolder, THRESHOLDS_FILE } from "../runs/mod.ts";
 
 export { THRESHOLDS_FILE };
 export const VALIDATION_PROFILE = "validation";
@@ -78,7 +78,7 @@ export async function validationProfile(runDir: string): Promise<ThresholdProfil
       specificity: meta.threshold.val_specificity,
     };
   }
-  const evalPath = join(runDir, EVALUATION_FILE);
+  const evalPath = new RunFolder(runDir).evaluationPath;
   if (!(await exists(evalPath))) {
     throw new Error(
       `${runDir}: neither ${CLASSIFIER_META_FILE} nor ${EVALUATION_FILE} holds a threshold`,
@@ -97,7 +97,7 @@ export async function validationProfile(runDir: string): Promise<ThresholdProfil
 }
 
 async function readSiteFile(runDir: string): Promise<ThresholdsFile> {
-  const path = join(runDir, THRESHOLDS_FILE);
+  const path = new RunFolder(runDir).thresholdsPath;
   if (!(await exists(path))) return { format: "cxr-thresholds/1", profiles: {} };
   const raw = await readJson<Partial<ThresholdsFile>>(path);
   if (!raw || typeof raw.profiles !== "object" || raw.profiles === null) {
@@ -158,8 +158,7 @@ export async function saveSiteProfile(
     );
   }
   file.profiles[name] = { ...profile, name };
-  const path = join(runDir, THRESHOLDS_FILE);
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(file, null, 1) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
+  const path = new RunFolder(runDir).thresholdsPath;
+  await writeJsonAtomic(path, file, 1);
   return path;
 }

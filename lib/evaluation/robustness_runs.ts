@@ -29,8 +29,8 @@ import {
 import { robustnessHeatmap, type VlSpec } from "../charts/specs.ts";
 import { writeChart } from "../charts/render.ts";
 import { SUITE_KINDS } from "../data/shifts.ts";
-import { exists, readJson } from "../util/fs.ts";
-import { predictionsFileName, ROBUSTNESS_FILE } from "../runs/mod.ts";
+import { exists, readJson, writeJsonAtomic } from "../util/fs.ts";
+import { RunFolder } from "../runs/mod.ts";
 
 export interface RobustnessRunOptions extends SuiteOptions {
   /** Images per run (default DEFAULT_SUITE_IMAGES) or "all" of validation. */
@@ -45,9 +45,9 @@ export interface RobustnessRunOptions extends SuiteOptions {
 
 /** The images of a run's suite: its validation predictions, resolved under its data root. */
 async function runImages(runDir: string, opts: RobustnessRunOptions): Promise<SuiteImage[]> {
-  const predsPath = join(runDir, predictionsFileName("val"));
+  const predsPath = new RunFolder(runDir).predictionsPath("val");
   if (!(await exists(predsPath))) {
-    throw new Error(`${runDir} has no predictions-val.json: the suite runs on validation images`);
+    throw new Error(`${runDir} has no ${basename(predsPath)}: the suite runs on validation images`);
   }
   const preds = await loadPredictions(predsPath);
   const config = await readRunConfig(runDir);
@@ -103,7 +103,7 @@ export function robustnessChart(results: RobustnessResult[], title?: string): Vl
 
 /** Read a run's robustness.json, or null. */
 export async function readRobustness(runDir: string): Promise<RobustnessResult | null> {
-  const path = join(runDir, ROBUSTNESS_FILE);
+  const path = new RunFolder(runDir).robustnessPath;
   return (await exists(path)) ? await readJson<RobustnessResult>(path) : null;
 }
 
@@ -165,12 +165,13 @@ export async function robustnessForRuns(
   const ordered = runDirs.map((d) => results.get(d)!);
   for (const [i, dir] of runDirs.entries()) {
     const r = ordered[i];
-    await Deno.writeTextFile(join(dir, ROBUSTNESS_FILE), JSON.stringify(r, null, 1) + "\n");
+    const run = new RunFolder(dir);
+    await writeJsonAtomic(run.robustnessPath, r, 1);
     if (opts.charts ?? true) {
       const spec = robustnessChart([r]);
-      await Deno.mkdir(join(dir, "charts"), { recursive: true });
-      await writeChart(spec, join(dir, "charts", "robustness"));
-      await Deno.writeTextFile(join(dir, "charts", "robustness.vl.json"), JSON.stringify(spec));
+      await Deno.mkdir(run.chartsDir, { recursive: true });
+      await writeChart(spec, run.chartStem("robustness"));
+      await Deno.writeTextFile(run.chartSpecPath("robustness"), JSON.stringify(spec));
     }
   }
   return ordered;

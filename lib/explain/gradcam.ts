@@ -14,7 +14,7 @@ import sharp from "sharp";
 import { join } from "node:path";
 import type { Classifier } from "../inference/classifier.ts";
 import type { Explainer } from "./explainer.ts";
-import { GRADCAM_TAIL_STEM } from "../inference/meta.ts";
+import { GRADCAM_TAIL_STEM, RunFolder } from "../runs/mod.ts";
 import { subgraph } from "../models/graph.ts";
 import { withHead } from "../models/head.ts";
 import { getNetSpec } from "../models/registry.ts";
@@ -75,7 +75,7 @@ async function loadTail(c: Classifier): Promise<Tail> {
   if (!c.runDir) throw new Error(`model ${c.id}: no package directory for the Grad-CAM weights`);
   const candidates = [
     join(c.runDir, c.meta.gradcamTail ?? GRADCAM_TAIL_STEM),
-    join(c.runDir, "model", "trained"),
+    new RunFolder(c.runDir).trainedWeightsStem,
   ];
   let weights: NetWeights | null = null;
   const errors: string[] = [];

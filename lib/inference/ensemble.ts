@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import type { Classifier, PredictResult } from "./model.ts";
 import type { ThresholdInfo, WeightsInfo } from "./meta.ts";
 
-export const ENSEMBLE_META_FILE = "ensemble.json";
+export { ENSEMBLE_META_FILE } from "../runs/mod.ts";
 export const ENSEMBLE_FORMAT = "cxr-ensemble/1";
 /** The `net` of an ensemble in runs, reports and the API (`?model=ensemble`). */
 export const ENSEMBLE_NET = "ensemble";

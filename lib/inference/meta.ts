@@ -5,10 +5,10 @@
 import type { NetName } from "../models/spec.ts";
 import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 
-export const CLASSIFIER_ONNX_FILE = "classifier.onnx";
-export const CLASSIFIER_META_FILE = "classifier.json";
-/** Weights of the layers from the Grad-CAM layer to head_dense (lib/models/weights/io.ts format). */
-export const GRADCAM_TAIL_STEM = "gradcam_tail";
+import { CLASSIFIER_META_FILE, CLASSIFIER_ONNX_FILE, GRADCAM_TAIL_STEM } from "../runs/mod.ts";
+
+/** The package's file names (owned by lib/runs), re-exported for inference and serving. */
+export { CLASSIFIER_META_FILE, CLASSIFIER_ONNX_FILE, GRADCAM_TAIL_STEM };
 export const CLASSIFIER_FORMAT = "cxr-classifier/1";
 
 const NETS: readonly NetName[] = ["vgg16", "resnet50", "densenet121"];

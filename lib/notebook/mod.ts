@@ -24,6 +24,35 @@ export {
 export type { DataOverview, NotebookSettings } from "./steps.ts";
 export { robustnessView, type RobustnessViewOptions } from "./robustness.ts";
 export { html, imageGrid, markdown, png, show, table } from "./display.ts";
+/**
+ * Training one step per cell (lib/training/steps.ts, in this order); `train` below chains the
+ * very same functions inside a resumable run folder.
+ */
+export {
+  buildHead,
+  buildNet,
+  buildPhase2Model,
+  chooseCut,
+  chooseValThreshold,
+  computeActivations,
+  fitPhase1,
+  fitPhase2,
+  loadData,
+  netSummary,
+  splitPredictions,
+  trainingSetup,
+  weightsInfo,
+} from "../training/mod.ts";
+export type {
+  Activations,
+  Cut,
+  FitOptions,
+  Net,
+  NetSummary,
+  PhaseResult,
+  RunData,
+  TrainingSetup,
+} from "../training/mod.ts";
 export type { Displayable } from "./display.ts";
 
 /** The run's training configuration: the profile's defaults for this net, plus overrides. */

@@ -16,17 +16,17 @@ import { preprocessInput } from "../models/preprocess.ts";
 import { summarize } from "../models/summary.ts";
 import type { NetName } from "../models/spec.ts";
 import { vegaDisplayWithSvg } from "../charts/render.ts";
-import { type EpochRecord, trainingCurves, type VlSpec } from "../charts/specs.ts";
+import { trainingCurves, type VlSpec } from "../charts/specs.ts";
 import {
   evaluateRun,
   type Evaluation,
   listPredictionFiles,
   loadPredictions,
   type PredictionsFile,
-  readJson,
   readRunConfig,
   runChartSpecs,
 } from "../evaluation/evaluate.ts";
+import { RunFolder } from "../runs/mod.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { dataDir, outputsDir } from "../util/paths.ts";
 import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
@@ -271,13 +271,15 @@ export function architectureView(
 
 /** Training curves of a run so far (loss, accuracy, AUC; phase 2 marked). */
 export async function trainingCurvesView(runDir: string): Promise<Displayable[]> {
-  const history = await readJson<{ epochs: EpochRecord[] }>(join(runDir, "history.json"));
+  const run = new RunFolder(runDir);
+  const history = await run.readHistory();
+  if (!history) throw new Error(`no ${run.historyPath} yet: train first`);
   const config = await readRunConfig(runDir);
   const label = config?.weights?.isImageNet === false ? ` — ${config.weights.label}` : "";
   const net = NET_INFO[(config?.net ?? "vgg16") as NetName]?.displayName ?? "";
   return [
     await vegaDisplayWithSvg(
-      trainingCurves(history.epochs, { title: `${net}: training vs validation${label}` }),
+      trainingCurves(history, { title: `${net}: training vs validation${label}` }),
     ),
   ];
 }
@@ -361,16 +363,12 @@ export async function gradcamView(
   opts: { perCase?: number } = {},
 ): Promise<Displayable> {
   await writeGradcamExamples(runDir, { perCase: opts.perCase ?? 2 });
-  const dir = join(runDir, "gradcam");
-  const index = await readJson<
-    { file: string; caption: string }[] | { items: { file: string; caption: string }[] }
-  >(
-    join(dir, "index.json"),
-  );
-  const entries = Array.isArray(index) ? index : index.items;
+  const run = new RunFolder(runDir);
+  const index = await run.readGradcamIndex();
+  if (!index) throw new Error(`no ${run.gradcamIndexPath}`);
   const images = [];
-  for (const e of entries) {
-    images.push({ png: await Deno.readFile(join(dir, e.file)), caption: e.caption });
+  for (const e of index.items) {
+    images.push({ png: await Deno.readFile(join(run.gradcamDir, e.file)), caption: e.caption });
   }
   return imageGrid(images, {
     width: 170,
@@ -380,8 +378,8 @@ export async function gradcamView(
 
 /** Where the run was logged and how to look at it in MLflow's UI. */
 export async function mlflowView(runDir: string): Promise<Displayable> {
-  const run = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(join(runDir, "run.json"))
-    .catch(() => ({} as { mlflowRunId?: string; mlflowUri?: string }));
+  const run: { mlflowRunId?: string; mlflowUri?: string } =
+    await new RunFolder(runDir).readStatus() ?? {};
   const store = join(outputsDir(), "mlruns");
   const uri = redactUri(run.mlflowUri ?? (Deno.env.get("MLFLOW_TRACKING_URI") || store));
   return markdown(
@@ -395,7 +393,9 @@ export async function mlflowView(runDir: string): Promise<Displayable> {
 
 /** A short, honest reading of the run's numbers (all computed from the run). */
 export async function readingView(runDir: string): Promise<Displayable> {
-  const evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"));
+  const run = new RunFolder(runDir);
+  const evaluation = await run.readEvaluation<Evaluation>();
+  if (!evaluation) throw new Error(`no ${run.evaluationPath}: evaluate the run first`);
   const config = await readRunConfig(runDir);
   const val = evaluation.splits.val?.metrics;
   const test = evaluation.splits.test?.metrics;

@@ -10,9 +10,9 @@ import {
   listPredictionFiles,
   loadPredictions,
   type PredictionItem,
-  readJson,
   readRunConfig,
 } from "../evaluation/evaluate.ts";
+import { CONFIG_FILE, predictionsFileName, RunFolder } from "../runs/mod.ts";
 
 export interface GradcamExampleOptions {
   /** Examples per (class, correct/wrong) case (default 2). */
@@ -52,25 +52,25 @@ export async function writeGradcamExamples(
   runDir: string,
   opts: GradcamExampleOptions = {},
 ): Promise<number> {
-  const dir = join(runDir, "gradcam");
+  const run = new RunFolder(runDir);
+  const dir = run.gradcamDir;
   try {
     const existing = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")).length;
     if (existing > 0 && !opts.force) return existing;
   } catch { /* no folder yet */ }
   const files = await listPredictionFiles(runDir);
   const key = files.test ? "test" : files.val ? "val" : null;
-  if (!key) throw new Error(`${runDir} has no predictions-val.json or predictions-test.json`);
-  const preds = await loadPredictions(files[key]);
-  let evaluation: Evaluation;
-  try {
-    evaluation = await readJson<Evaluation>(join(runDir, "evaluation.json"));
-  } catch {
-    evaluation = await evaluateRun(runDir);
+  if (!key) {
+    const [val, test] = [predictionsFileName("val"), predictionsFileName("test")];
+    throw new Error(`${runDir} has no ${val} or ${test}`);
   }
+  const preds = await loadPredictions(files[key]);
+  const evaluation = await run.readEvaluation<Evaluation>().catch(() => null) ??
+    await evaluateRun(runDir);
   const threshold = evaluation.threshold.value;
   const config = await readRunConfig(runDir);
   const root = preds.source?.dataRoot ?? config?.data?.root;
-  if (!root) throw new Error(`${runDir}: no data root in predictions source or config.json`);
+  if (!root) throw new Error(`${runDir}: no data root in predictions source or ${CONFIG_FILE}`);
   const cases = pickCases(preds.items, threshold, opts.perCase ?? 2);
   const { loadClassifier } = await import("../inference/classifier.ts");
   const { gradCam } = await import("../explain/gradcam.ts");
@@ -105,9 +105,6 @@ export async function writeGradcamExamples(
   } finally {
     await classifier.close();
   }
-  await Deno.writeTextFile(
-    join(dir, "index.json"),
-    JSON.stringify({ split: key, items: index }, null, 2),
-  );
+  await run.writeGradcamIndex({ split: key, items: index });
   return index.length;
 }

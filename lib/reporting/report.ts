@@ -25,7 +25,8 @@ import { comparisonChart, type ComparisonRow } from "../charts/specs.ts";
 import { renderSvg, svgToPng } from "../charts/render.ts";
 import { type Block, type Figure, toHtml, toMarkdown } from "./document.ts";
 import { outputsDir, runsDir } from "../util/paths.ts";
-import { exists, readJson } from "../util/fs.ts";
+import { exists } from "../util/fs.ts";
+import { RunFolder } from "../runs/mod.ts";
 
 /** Everything the report needs about one run. */
 export interface RunSummary {
@@ -109,10 +110,8 @@ function protocolOf(config: RunConfigView | null): string {
 
 /** Load a run (evaluating it first when evaluation.json is missing). */
 export async function summarizeRun(runDir: string, reevaluate = false): Promise<RunSummary> {
-  const evalPath = join(runDir, "evaluation.json");
-  const evaluation = (reevaluate || !(await exists(evalPath)))
-    ? await evaluateRun(runDir)
-    : await readJson<Evaluation>(evalPath);
+  const saved = reevaluate ? null : await new RunFolder(runDir).readEvaluation<Evaluation>();
+  const evaluation = saved ?? await evaluateRun(runDir);
   const config = await readRunConfig(runDir);
   const imagesHash: Record<string, string> = {};
   for (const [key, path] of Object.entries(await listPredictionFiles(runDir))) {
@@ -133,14 +132,12 @@ export async function summarizeRun(runDir: string, reevaluate = false): Promise<
 
 /** Grad-CAM overlays of a run: gradcam/index.json captions when present, else file names. */
 export async function listGradcam(runDir: string): Promise<{ file: string; caption: string }[]> {
-  const dir = join(runDir, "gradcam");
+  const run = new RunFolder(runDir);
+  const dir = run.gradcamDir;
   if (!(await exists(dir))) return [];
   const captions = new Map<string, string>();
-  const indexPath = join(dir, "index.json");
-  if (await exists(indexPath)) {
-    const index = await readJson<{ items?: { file: string; caption?: string }[] }>(indexPath);
-    for (const it of index.items ?? []) if (it.caption) captions.set(it.file, it.caption);
-  }
+  const index = await run.readGradcamIndex();
+  for (const it of index?.items ?? []) if (it.caption) captions.set(it.file, it.caption);
   const files: string[] = [];
   for await (const e of Deno.readDir(dir)) {
     if (e.isFile && e.name.toLowerCase().endsWith(".png")) files.push(e.name);
@@ -159,12 +156,10 @@ export async function latestRunsPerNet(root = runsDir()): Promise<string[]> {
   for await (const e of Deno.readDir(root)) {
     if (!e.isDirectory) continue;
     const dir = join(root, e.name);
-    const runPath = join(dir, "run.json");
-    if (!(await exists(runPath)) || !(await exists(join(dir, "predictions-val.json")))) continue;
-    const run = await readJson<{ status?: string; finishedAt?: string; startedAt?: string }>(
-      runPath,
-    );
-    if (run.status !== "finished") continue;
+    const folder = new RunFolder(dir);
+    if (!(await exists(folder.predictionsPath("val")))) continue;
+    const run = await folder.readStatus();
+    if (run?.status !== "finished") continue;
     const config = await readRunConfig(dir);
     const net = config?.net ?? e.name.split("-")[0];
     const at = run.finishedAt ?? run.startedAt ?? "";

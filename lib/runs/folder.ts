@@ -13,9 +13,11 @@
  *   model/                   trained.{json,bin} (tail + folded head), model.json + weights.bin (tfjs)
  *   classifier.onnx/.json    the exported classifier, gradcam_tail.{json,bin}
  *   charts/, gradcam/        figures
+ *   robustness.json, thresholds.json   shift-suite results, site threshold profiles
+ *   ensemble.json            (ensemble runs) members and threshold
  */
 import { basename, join } from "node:path";
-import { readJsonOrNull, writeJsonAtomic } from "../util/fs.ts";
+import { readJsonIfExists, readJsonOrNull, writeJsonAtomic } from "../util/fs.ts";
 import { runsDir } from "../util/paths.ts";
 import type { EpochRecord, HistoryFile } from "./history.ts";
 
@@ -29,6 +31,8 @@ export const THRESHOLDS_FILE = "thresholds.json";
 /** Shift-robustness results (lib/evaluation/robustness.ts). */
 export const ROBUSTNESS_FILE = "robustness.json";
 export const CLASSIFIER_META_FILE = "classifier.json";
+/** ensemble.json: an ensemble run's members and threshold (inference/ensemble.ts). */
+export const ENSEMBLE_META_FILE = "ensemble.json";
 /** The tfjs-layers model in model/: topology + manifest, and its weights (named in the manifest). */
 export const TFJS_MODEL_FILE = "model.json";
 export const TFJS_WEIGHTS_FILE = "weights.bin";
@@ -50,6 +54,19 @@ export interface RunStatus {
   startedAt: string;
   finishedAt?: string;
   error?: string;
+  /** Runs derived from others (ensembles): hash of the inputs, to know when to redo them. */
+  inputsHash?: string;
+}
+
+/** gradcam/index.json: the overlays (PNG files in gradcam/) and their captions. */
+export interface GradcamIndex {
+  split: string;
+  items: { file: string; rel: string; caption: string; prob: number; label: number }[];
+}
+
+/** `charts/<name>` relative to the run folder, as evaluation.json lists charts. */
+export function chartRef(name: string): string {
+  return `charts/${name}`;
 }
 
 /** `predictions-<split>.json` of a split key ("val", "test", "ext-foo-test"). */
@@ -101,6 +118,15 @@ export class RunFolder {
   get classifierMetaPath(): string {
     return join(this.dir, CLASSIFIER_META_FILE);
   }
+  get robustnessPath(): string {
+    return join(this.dir, ROBUSTNESS_FILE);
+  }
+  get thresholdsPath(): string {
+    return join(this.dir, THRESHOLDS_FILE);
+  }
+  get ensembleMetaPath(): string {
+    return join(this.dir, ENSEMBLE_META_FILE);
+  }
   get checkpointsDir(): string {
     return join(this.dir, "checkpoints");
   }
@@ -121,11 +147,34 @@ export class RunFolder {
   get chartsDir(): string {
     return join(this.dir, "charts");
   }
+  /** `charts/<name>` (the renderer adds .svg/.png); see `chartRef` for the relative name. */
+  chartStem(name: string): string {
+    return join(this.chartsDir, name);
+  }
+  /** `charts/<name>.vl.json`: the Vega-Lite spec behind a chart. */
+  chartSpecPath(name: string): string {
+    return join(this.chartsDir, `${name}.vl.json`);
+  }
   get gradcamDir(): string {
     return join(this.dir, "gradcam");
   }
+  /** gradcam/index.json: the overlays and their captions. */
+  get gradcamIndexPath(): string {
+    return join(this.gradcamDir, "index.json");
+  }
   predictionsPath(split: string): string {
     return join(this.dir, predictionsFileName(split));
+  }
+
+  /** Every `predictions-*.json` by split key: val first, then test, then the rest by name. */
+  async listPredictions(): Promise<Record<string, string>> {
+    const keys: string[] = [];
+    for await (const e of Deno.readDir(this.dir)) {
+      if (e.isFile && isPredictionsFileName(e.name)) keys.push(splitKeyOf(e.name));
+    }
+    const rank = (k: string) => (k === "val" ? 0 : k === "test" ? 1 : 2);
+    keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+    return Object.fromEntries(keys.map((k) => [k, this.predictionsPath(k)]));
   }
 
   /** run.json, or null when the run never started (or the file is unreadable). */
@@ -135,9 +184,9 @@ export class RunFolder {
   writeStatus(status: RunStatus): Promise<void> {
     return writeJsonAtomic(this.statusPath, status, 1);
   }
-  /** history.json's epochs, or null when there is none yet. */
+  /** history.json's epochs, or null when there is none yet (unparsable: an error). */
   async readHistory(): Promise<EpochRecord[] | null> {
-    return (await readJsonOrNull<HistoryFile>(this.historyPath))?.epochs ?? null;
+    return (await readJsonIfExists<Partial<HistoryFile>>(this.historyPath))?.epochs ?? null;
   }
   writeHistory(epochs: EpochRecord[]): Promise<void> {
     return writeJsonAtomic(this.historyPath, { epochs } satisfies HistoryFile, 1);
@@ -145,12 +194,24 @@ export class RunFolder {
   writeConfig(config: unknown): Promise<void> {
     return writeJsonAtomic(this.configPath, config, 1);
   }
-  /** evaluation.json (typed by lib/evaluation), or null when absent. */
+  /** evaluation.json (typed by lib/evaluation), or null when absent (unparsable: an error). */
   readEvaluation<T>(): Promise<T | null> {
-    return readJsonOrNull<T>(this.evaluationPath);
+    return readJsonIfExists<T>(this.evaluationPath);
+  }
+  /** config.json (typed by its readers), or null when absent (unparsable: an error). */
+  readConfig<T>(): Promise<T | null> {
+    return readJsonIfExists<T>(this.configPath);
   }
   writeEvaluation(evaluation: unknown): Promise<void> {
     return writeJsonAtomic(this.evaluationPath, evaluation, 2);
+  }
+  /** gradcam/index.json, or null when absent (an older bare array is accepted). */
+  async readGradcamIndex(): Promise<GradcamIndex | null> {
+    const raw = await readJsonIfExists<GradcamIndex | GradcamIndex["items"]>(this.gradcamIndexPath);
+    return Array.isArray(raw) ? { split: "", items: raw } : raw;
+  }
+  writeGradcamIndex(index: GradcamIndex): Promise<void> {
+    return writeJsonAtomic(this.gradcamIndexPath, index, 2);
   }
   writePredictions(split: string, file: unknown): Promise<void> {
     return writeJsonAtomic(this.predictionsPath(split), file, 1);

@@ -1,11 +1,14 @@
 /** The run folder's owner: file names, status record, history records, reads and writes. */
 export {
+  chartRef,
   checkpointFiles,
   CLASSIFIER_META_FILE,
   CLASSIFIER_ONNX_FILE,
   CONFIG_FILE,
+  ENSEMBLE_META_FILE,
   EVALUATION_FILE,
   GRADCAM_TAIL_STEM,
+  type GradcamIndex,
   HISTORY_FILE,
   isPredictionsFileName,
   predictionsFileName,

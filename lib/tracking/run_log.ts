@@ -4,9 +4,8 @@
  * A run trained with --no-mlflow has no MLflow run: nothing is logged. A down server never
  * fails the caller: the error is printed and the caller goes on.
  */
-import { basename, join } from "node:path";
-import { readJson } from "../util/fs.ts";
-import { STATUS_FILE } from "../runs/mod.ts";
+import { basename } from "node:path";
+import { RunFolder } from "../runs/mod.ts";
 import { openTracker, type Tracker } from "./tracker.ts";
 
 /** Log into the MLflow run of `runDir`; false when it has none or logging failed (printed). */
@@ -15,9 +14,7 @@ export async function logToRunMlflow(
   what: string,
   log: (tracker: Tracker) => Promise<void>,
 ): Promise<boolean> {
-  const status = await readJson<{ mlflowRunId?: string; mlflowUri?: string }>(
-    join(runDir, STATUS_FILE),
-  ).catch(() => null);
+  const status = await new RunFolder(runDir).readStatus();
   if (!status?.mlflowRunId) return false;
   try {
     // the run itself, where it was logged: never a new, empty run beside it

@@ -25,8 +25,8 @@ import {
   fitPhase2,
   loadData,
   type Net,
-  predictSplit,
   type RunData,
+  splitPredictions,
   type TrainingSetup,
   trainingSetup,
   weightsInfo,
@@ -201,7 +201,7 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
   await run.writeHistory(history);
   for (const split of ["val", "test"] as const) {
     if (acts.idx[split].length > 0) {
-      await run.writePredictions(split, predictSplit(model, acts, split, setup));
+      await run.writePredictions(split, splitPredictions(model, acts, split, setup));
     }
   }
   const weights = await saveTrainedModel(run, ctx.net, ctx.cut, model);

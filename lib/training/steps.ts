@@ -11,7 +11,7 @@
  *  7. `trainingSetup(config, acts)`    loss, optimiser, learning rates, class weights (printable)
  *  8. `fitPhase1(head, acts, setup)`   the head on the frozen base (early stopping, best epoch)
  *  9. `buildPhase2Model(...)`, then `fitPhase2(...)`: unfrozen tail + phase 1's head
- * 10. `predictSplit(model, acts, "val", setup)`   probabilities per image
+ * 10. `splitPredictions(model, acts, "val", setup)`   probabilities per image
  * 11. `chooseValThreshold(predictions, method)`   the operating threshold, on validation only
  *
  * A run folder (checkpoints, run.json, history.json, MLflow) is added by `trainRun` through
@@ -42,8 +42,8 @@ import { buildTfModel } from "../models/tfjs.ts";
 import { type ResolvedWeights, resolveWeights } from "../models/weights/resolve.ts";
 import { extractFeatures, type FeatureSet, POOLED_LAYER } from "../features/extract.ts";
 import { pickView, viewItems, viewRows } from "../features/views.ts";
-import { chooseThreshold, type ChosenThreshold } from "../evaluation/threshold.ts";
-import type { PredictionsFile } from "../evaluation/evaluate.ts";
+import type { ChosenThreshold } from "../evaluation/threshold.ts";
+import { type PredictionsFile, thresholdOnValidation } from "../evaluation/evaluate.ts";
 import type { WeightsInfo } from "../inference/meta.ts";
 
 /** Step 1's result: the dataset root and its split. */
@@ -424,7 +424,7 @@ export async function fitPhase(
 }
 
 /** 10. Probabilities of `model` on a split's images, one row per image (predictions file). */
-export function predictSplit(
+export function splitPredictions(
   model: HeadModel,
   acts: Activations,
   split: SplitName,
@@ -450,5 +450,5 @@ export function chooseValThreshold(
   val: PredictionsFile,
   method: TrainConfig["thresholdMethod"],
 ): ChosenThreshold {
-  return chooseThreshold(val.items.map((i) => i.label), val.items.map((i) => i.prob), method);
+  return thresholdOnValidation(val, method);
 }

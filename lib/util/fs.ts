@@ -52,6 +52,11 @@ export async function writeJsonAtomic(
   await writeFileAtomic(path, JSON.stringify(value, null, indent) + "\n");
 }
 
+/** `readJson`, or null when there is no file (a file that cannot be parsed is still an error). */
+export async function readJsonIfExists<T>(path: string): Promise<T | null> {
+  return (await statOrNull(path)) ? await readJson<T>(path) : null;
+}
+
 /** `readJson`, or null when the file is missing or unreadable (a fresh start, not an error). */
 export async function readJsonOrNull<T>(path: string): Promise<T | null> {
   try {
