@@ -9,7 +9,13 @@
  * once and shared by every model; each shifted batch goes through every model before the next.
  */
 import { decodeImage } from "../data/images.ts";
-import { applyShift, type ShiftKind, SUITE_KINDS, suiteShift } from "../data/shifts.ts";
+import {
+  applyShift,
+  type ShiftKind,
+  SUITE_KINDS,
+  SUITE_SEVERITIES,
+  suiteShift,
+} from "../data/shifts.ts";
 import { bootstrapCI } from "./bootstrap.ts";
 import { computeMetrics } from "./metrics.ts";
 import type { ThresholdProfile } from "./profiles.ts";
@@ -144,7 +150,15 @@ function conditionList(opts: SuiteOptions) {
   const list: { shift: ShiftKind | "none"; severity: 0 | 1 | 2 | 3 }[] = [
     { shift: "none", severity: 0 },
   ];
-  for (const k of kinds) for (const s of severities) list.push({ shift: k, severity: s });
+  for (const k of kinds) {
+    // Inversion has one strength: its severities are the same image, run once.
+    const seen = new Set<number>();
+    for (const s of severities) {
+      const v = SUITE_SEVERITIES[k][s - 1];
+      if (!seen.has(v)) list.push({ shift: k, severity: s });
+      seen.add(v);
+    }
+  }
   return list;
 }
 

@@ -50,7 +50,9 @@ export async function robustnessBlocks(runs: SiteRun[], outDir: string): Promise
       "the unshifted row (`none`); red cells are where a fixed threshold starts calling normal " +
       "images pneumonia (scores drift up) or, with a low sensitivity in the table, the reverse. " +
       "A shift that keeps AUC but loses specificity needs a new operating point (site " +
-      "calibration), not a new model. Inversion is a sanity case: AUC must collapse there. " +
+      "calibration), not a new model. Inversion is a sanity case (one strength): a model " +
+      "that reads grey levels loses its AUC there; one that keeps it relies on edges and " +
+      "texture more than on intensity. " +
       "These are synthetic shifts of validation images, not figures on data from elsewhere.",
   }, {
     kind: "list",
