@@ -5,9 +5,10 @@
  * Two checks. (1) DICOM tags, when there are any: Modality must be a radiograph (CR, DX, DR),
  * BodyPartExamined CHEST when present, ViewPosition frontal (PA/AP) when present. (2) An image
  * score: the Mahalanobis distance of a small appearance descriptor of the 224x224 model input
- * (see guardFeatures) from the training images, with a Ledoit-Wolf shrunk covariance. The descriptor is the same for every net, costs
- * well under a millisecond, and can be fitted on every training image in a minute on a laptop;
- * frozen-network features would tie the guard to one net and one set of stand-in weights.
+ * (see guardFeatures) from the training images, with a Ledoit-Wolf shrunk covariance. The
+ * descriptor is the same for every net, costs a few milliseconds, and is fitted on every training
+ * image in minutes on a laptop; frozen-network features would tie the guard to one net and one
+ * set of stand-in weights.
  *
  * The fit sees each training image twice: as it is and through one seeded draw of plausible
  * acquisition changes (GUARD_AUGMENT), so other scanners' contrast, noise or framing are not
