@@ -91,8 +91,8 @@ interface RunContext {
   tracker: Tracker | null;
   /** run.json as written; the record callback and the end of the run update it. */
   status: RunStatus;
-  /** No earlier attempt of this run (parameters go to the tracker once). */
-  firstAttempt: boolean;
+  /** run.json of an earlier attempt being resumed (null: a first attempt, parameters logged). */
+  previous: RunStatus | null;
 }
 
 /** Trains (or resumes, or skips) the run of `config`; see the module comment. */
@@ -110,14 +110,7 @@ export async function trainRun(
   const found = await run.readStatus();
   if (found?.status === "finished" && !opts.force) {
     log(`already finished (use --force to retrain): ${run.dir}`);
-    const history = await run.readHistory() ?? [];
-    return {
-      runId,
-      runDir: run.dir,
-      history,
-      evaluation: await run.readEvaluation(),
-      skipped: true,
-    };
+    return await finishedResult(runId, run);
   }
   // --force starts over, MLflow included: a new run (the old one stays as it was)
   const previous = opts.force ? null : found;
@@ -128,40 +121,38 @@ export async function trainRun(
   const net = await buildNet(config);
   const cut = chooseCut(net, config.phase2?.unfreezeFrom ?? null);
   const tracker = await openRunTracker(config, runId, previous, opts.tracker);
-  const status: RunStatus = {
-    status: "running",
-    phase: 1,
-    epoch: 0,
-    mlflowRunId: tracker && tracker.backend !== "off" ? tracker.runId : previous?.mlflowRunId,
-    mlflowUri: tracker && tracker.backend !== "off" ? tracker.uri : previous?.mlflowUri,
-    startedAt: previous?.startedAt ?? new Date().toISOString(),
-  };
+  const status = startStatus(previous, tracker);
   // Created only now: a run failing on its data, weights or flags leaves no empty folder.
   await Deno.mkdir(run.checkpointsDir, { recursive: true }).catch((e) => {
     throw new Error(`cannot create the run folder ${run.dir} (CXR_OUTPUTS): ${e.message}`);
   });
   await run.writeStatus(status);
-  const firstAttempt = !previous;
-  const ctx = {
-    config,
-    runId,
-    run,
-    opts,
-    log,
-    backend,
-    data,
-    net,
-    cut,
-    tracker,
-    status,
-    firstAttempt,
-  };
+  const ctx = { config, runId, run, opts, log, backend, data, net, cut, tracker, status, previous };
   try {
     return await trainAndExport(ctx);
   } catch (e) {
     if (!(e instanceof TrainingAborted)) await markFailed(ctx, e as Error);
     throw e;
   }
+}
+
+/** What a finished run left: its history and evaluation (nothing is retrained). */
+async function finishedResult(runId: string, run: RunFolder): Promise<TrainRunResult> {
+  const history = await run.readHistory() ?? [];
+  return { runId, runDir: run.dir, history, evaluation: await run.readEvaluation(), skipped: true };
+}
+
+/** run.json of a run (re)starting: the MLflow run in use, the first attempt's start time. */
+function startStatus(previous: RunStatus | null, tracker: Tracker | null): RunStatus {
+  const live = tracker && tracker.backend !== "off" ? tracker : null;
+  return {
+    status: "running",
+    phase: 1,
+    epoch: 0,
+    mlflowRunId: live ? live.runId : previous?.mlflowRunId,
+    mlflowUri: live ? live.uri : previous?.mlflowUri,
+    startedAt: previous?.startedAt ?? new Date().toISOString(),
+  };
 }
 
 /** opts.tracker when given (null: none), else a new or resumed MLflow run when config.mlflow. */
@@ -189,7 +180,7 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
   });
   for (const f of acts.features.stats.failed) ctx.log(`skipped ${f.item.rel}: ${f.error}`);
   await run.writeConfig(await runConfigRecord(ctx, acts));
-  if (ctx.tracker && ctx.firstAttempt) await logRunParams(ctx, ctx.tracker, acts);
+  if (ctx.tracker && !ctx.previous) await logRunParams(ctx, ctx.tracker, acts);
   const setup = trainingSetup(config, acts);
   const trained = await trainPhases(ctx, acts, setup);
   const { model, history } = trained;
