@@ -3,15 +3,20 @@
  * concurrency against a server subprocess, plus sequential passes (one request at a time) for
  * per-image latency with and without Grad-CAM. Prints p50/p95 latency, throughput, errors,
  * server crashes and the server's peak RSS next to the goals (p50 <= 80 ms per image for one
- * net, 0 crashes).
+ * net, 0 crashes). Then batching: the same server with `--max-batch 1` (each request alone) and
+ * with the default batching, one after the other in this run: sequential p50, throughput of
+ * good JPEGs at 16-way concurrency, images per ORT call and peak RSS, and the ratio
+ * batched/unbatched (goal >= 1.8), printed with the load average before and after.
  *
  *   deno run -A bench/serving.ts [--run <run-id|dir>] [--requests 1000] [--concurrency 16]
+ *                                [--batch-requests 192] [--batching-only]
  * Without --run it serves the DenseNet121 demo classifier (formula weights, not ImageNet).
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { sharedDir } from "../lib/util/paths.ts";
 import { limitRows, rssMb, type ServerProcess, waitReady } from "./serving_limits.ts";
+import { loadAverage, printTable } from "./anchors.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -21,6 +26,8 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "16" },
     "limits-only": { type: "boolean", default: false },
+    "batching-only": { type: "boolean", default: false },
+    "batch-requests": { type: "string", default: "192" },
   },
 });
 const TOTAL = Number(values.requests);
@@ -290,6 +297,89 @@ async function limits(imgs: Uint8Array[]) {
   console.log(`load average: ${Deno.readTextFileSync("/proc/loadavg").trim()}`);
 }
 
+/** Good JPEGs only, `CONCURRENCY` at a time against `url`: img/s and every request's latency. */
+async function goodLoad(url: string, imgs: Uint8Array[], total: number) {
+  let next = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < total) {
+      const i = next++;
+      const res = await fetch(
+        `${url}/v1/predict`,
+        raw(imgs[i % imgs.length] as Uint8Array<ArrayBuffer>).init,
+      );
+      await res.body?.cancel();
+      if (res.status !== 200) failed++;
+    }
+  }));
+  return { imgPerSec: total / ((performance.now() - t0) / 1000), failed };
+}
+
+/** One server, batched or not: sequential p50, 16-way throughput, peak RSS. */
+async function batchingPass(imgs: Uint8Array[], maxBatch: number) {
+  const { url, child } = await startServerProcess(["--max-batch", String(maxBatch)]);
+  try {
+    await waitReady(url);
+    await sequential(url, imgs, 3, "");
+    await goodLoad(url, imgs, CONCURRENCY); // warm-up: ORT's first batch of each size
+    const seq = await sequential(url, imgs, 30, "");
+    const before = (await (await fetch(`${url}/readyz`)).json()).batching;
+    const load = await goodLoad(url, imgs, Number(values["batch-requests"]));
+    const after = (await (await fetch(`${url}/readyz`)).json()).batching;
+    // Images per ORT call during the 16-way load (1 when batching is off).
+    const perCall = after ? (after.images - before.images) / (after.batches - before.batches) : 1;
+    return { p50: quantile(seq.wall, 0.5), ...load, perCall, rss: rssMb(child.pid) };
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  }
+}
+
+/** Batched vs unbatched in the same run: the ratio is the figure, absolute ones sit by the load. */
+async function batching(imgs: Uint8Array[]) {
+  const before = loadAverage();
+  const off = await batchingPass(imgs, 1);
+  const on = await batchingPass(imgs, 16);
+  const after = loadAverage();
+  const f = (x: number) => x.toFixed(1);
+  console.log(
+    `\nbatching (${values.run ?? "demo DenseNet121"}; ${
+      values["batch-requests"]
+    } good JPEGs at ${CONCURRENCY}-way; unbatched = --max-batch 1, batched = default 16 / 10 ms)`,
+  );
+  printTable([
+    ["measure", "unbatched", "batched", "batched/unbatched", "goal"],
+    [
+      `throughput @ ${CONCURRENCY} (img/s)`,
+      f(off.imgPerSec),
+      f(on.imgPerSec),
+      (on.imgPerSec / off.imgPerSec).toFixed(2),
+      ">= 1.8",
+    ],
+    [
+      "sequential p50 end-to-end (ms)",
+      f(off.p50),
+      f(on.p50),
+      (on.p50 / off.p50).toFixed(2),
+      "~1 (<= 80 ms quiet)",
+    ],
+    ["images per ORT call @ 16", f(off.perCall), f(on.perCall), "-", "<= 16"],
+    ["server peak RSS (MB)", f(off.rss), f(on.rss), (on.rss / off.rss).toFixed(2), "bounded"],
+    ["non-200 answers", String(off.failed), String(on.failed), "-", "0"],
+  ]);
+  console.log(`ratios from one run; load average before ${before}, after ${after}`);
+}
+
 const imgs = pool();
-if (!values["limits-only"]) await throughput(imgs);
-await limits(imgs);
+if (values["batching-only"]) {
+  await batching(imgs);
+} else {
+  if (!values["limits-only"]) {
+    await throughput(imgs);
+    await batching(imgs);
+  }
+  await limits(imgs);
+}

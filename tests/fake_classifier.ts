@@ -30,10 +30,16 @@ export function brightnessClassifier(o: FakeOptions = {}): Classifier {
     gradcamLayer: o.gradcamLayer ?? null,
     runDir: null,
     meta: { untrained: o.untrained ?? false } as Classifier["meta"],
-    predict(images: Float32Array) {
-      let s = 0;
-      for (const v of images) s += v;
-      return Promise.resolve({ prob: Float32Array.of(s / images.length / 255) });
+    predict(images: Float32Array, n: number) {
+      // Per image, so a batch of n gets the n answers each image gets alone.
+      const per = images.length / n;
+      const prob = new Float32Array(n);
+      for (let k = 0; k < n; k++) {
+        let s = 0;
+        for (let i = k * per; i < (k + 1) * per; i++) s += images[i];
+        prob[k] = s / per / 255;
+      }
+      return Promise.resolve({ prob });
     },
     close: () => Promise.resolve(),
   };

@@ -3,14 +3,15 @@ import type { Classifier } from "../lib/inference/classifier.ts";
 import { brightnessClassifier } from "./fake_classifier.ts";
 
 /**
- * The brightness classifier (fake_classifier.ts) with what these tests watch: a call count, an
- * optional delay, and a Grad-CAM activation like the real ones return.
+ * The brightness classifier (fake_classifier.ts) with what these tests watch: a call count (ORT
+ * calls: a batch is one), the images predicted, an optional delay, and a Grad-CAM activation
+ * like the real ones return.
  */
 export function fakeClassifier(
   net: Classifier["net"],
   id: string,
   opts: { delayMs?: number } = {},
-): Classifier & { calls: number } {
+): Classifier & { calls: number; images: number } {
   const base = brightnessClassifier({
     id,
     net,
@@ -20,13 +21,15 @@ export function fakeClassifier(
   const c = {
     ...base,
     calls: 0,
+    images: 0,
     async predict(images: Float32Array, n: number) {
       c.calls++;
+      c.images += n;
       if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
       const out = await base.predict(images, n);
       return {
         ...out,
-        gradcam: { data: new Float32Array(7 * 7 * 4).fill(1), shape: [n, 7, 7, 4] },
+        gradcam: { data: new Float32Array(n * 7 * 7 * 4).fill(1), shape: [n, 7, 7, 4] },
       };
     },
   };

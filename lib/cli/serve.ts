@@ -16,6 +16,7 @@ import { defaultAnchors, writeSyntheticClassifier } from "../inference/synthetic
 import { parseNetName } from "../models/registry.ts";
 import type { NetName } from "../models/spec.ts";
 import { startServer } from "../serving/server.ts";
+import { DEFAULT_BATCHING } from "../serving/batcher.ts";
 import { cacheDir, dataDir, outputsDir, runsDir, sharedDir } from "../util/paths.ts";
 import { GUARD_FILE, type GuardModel, loadGuard } from "../inference/guard.ts";
 import { numberFlag } from "./args.ts";
@@ -35,6 +36,9 @@ const USAGE = `usage: deno task serve [options]
   --max-megapixels <n>  image size limit (default 50)
   --concurrency <n>     predictions at once (default 2)
   --queue <n>           waiting requests before 503 (default 64)
+  --max-batch <n>       images per ONNX Runtime call when concurrent requests for one model
+                        are grouped (default 16; 1: no batching, each request alone)
+  --batch-window-ms <n> longest wait for batch-mates (default 10; a lone request never waits)
   --timeout-ms <n>      from a received upload to its answer, queue included (default 30000)
   --body-timeout-ms <n> an upload must arrive within this, else 408 (default 30000)
   --threads <n>         ONNX Runtime threads per model (default: ORT's choice)
@@ -171,6 +175,8 @@ export async function main(args: string[]): Promise<number> {
         "max-megapixels": { type: "string" },
         concurrency: { type: "string" },
         queue: { type: "string" },
+        "max-batch": { type: "string" },
+        "batch-window-ms": { type: "string" },
         "timeout-ms": { type: "string" },
         "body-timeout-ms": { type: "string" },
         "allow-host": { type: "string", multiple: true },
@@ -199,6 +205,15 @@ export async function main(args: string[]): Promise<number> {
       maxPixels: positive("max-megapixels", values["max-megapixels"], 50) * 1e6,
       concurrency: positive("concurrency", values.concurrency, 2),
       queue: positive("queue", values.queue, 64, true),
+      maxBatch:
+        numberFlag("max-batch", values["max-batch"], { integer: true, min: 1, below: 257 }) ??
+          DEFAULT_BATCHING.maxBatch,
+      windowMs: positive(
+        "batch-window-ms",
+        values["batch-window-ms"],
+        DEFAULT_BATCHING.windowMs,
+        true,
+      ),
       timeoutMs: positive("timeout-ms", values["timeout-ms"], 30_000),
       bodyTimeoutMs: positive("body-timeout-ms", values["body-timeout-ms"], 30_000),
       threads: values.threads ? positive("threads", values.threads, 0) : undefined,
@@ -241,6 +256,7 @@ export async function main(args: string[]): Promise<number> {
       limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },
       maxConcurrent: opts.concurrency,
       maxQueue: opts.queue,
+      batching: opts.maxBatch > 1 ? { maxBatch: opts.maxBatch, windowMs: opts.windowMs } : null,
       timeoutMs: opts.timeoutMs,
       bodyTimeoutMs: opts.bodyTimeoutMs,
       log,

@@ -45,24 +45,24 @@ export class ConcurrencyLimiter {
 
   /**
    * Runs `fn` when a slot is free; throws HttpError 503 when the queue is full, and 504 when
-   * `timeoutMs` passes first (queue wait included). `fn` gets a signal that aborts at the
-   * deadline so it can stop between steps; its slot is freed only when it returns.
+   * the deadline passes first (queue wait included). The deadline is `timeoutMs` from now, or a
+   * request's own `deadlineSignal` when its work spans several steps. `fn` gets a signal that
+   * aborts at the deadline so it can stop between steps; its slot is freed only when it returns.
    */
-  async run<T>(fn: (signal: AbortSignal) => Promise<T>, timeoutMs = Infinity): Promise<T> {
-    const ctl = new AbortController();
-    const timer = Number.isFinite(timeoutMs)
-      ? setTimeout(
-        () => ctl.abort(new HttpError(504, "timeout", `request took longer than ${timeoutMs} ms`)),
-        timeoutMs,
-      )
-      : undefined;
+  async run<T>(
+    fn: (signal: AbortSignal) => Promise<T>,
+    deadline: number | AbortSignal = Infinity,
+  ): Promise<T> {
+    const d = typeof deadline === "number"
+      ? deadlineSignal(deadline)
+      : { signal: deadline, clear() {} };
     try {
-      await this.#acquire(ctl.signal);
-      const work = fn(ctl.signal).finally(() => this.#release());
+      await this.#acquire(d.signal);
+      const work = fn(d.signal).finally(() => this.#release());
       work.catch(() => {}); // answered by the race below, even when the deadline wins
-      return await Promise.race([work, aborted(ctl.signal)]);
+      return await Promise.race([work, aborted(d.signal)]);
     } finally {
-      clearTimeout(timer);
+      d.clear();
     }
   }
 
@@ -91,6 +91,18 @@ export class ConcurrencyLimiter {
     if (next) next.grant();
     else this.#active--;
   }
+}
+
+/** A signal that aborts with a 504 HttpError `timeoutMs` from now (never when infinite). */
+export function deadlineSignal(timeoutMs: number): { signal: AbortSignal; clear(): void } {
+  const ctl = new AbortController();
+  const timer = Number.isFinite(timeoutMs)
+    ? setTimeout(
+      () => ctl.abort(new HttpError(504, "timeout", `request took longer than ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    : undefined;
+  return { signal: ctl.signal, clear: () => clearTimeout(timer) };
 }
 
 /** Rejects with the signal's reason when it aborts; never settles otherwise. */

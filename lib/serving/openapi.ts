@@ -345,7 +345,9 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
             "200": {
               description:
                 "ready; `active` (timed-out work still running included), `queued`, `uploads` " +
-                "and `uploadBytes` (bodies held in memory), `busy` (a new upload would get 503)",
+                "and `uploadBytes` (bodies held in memory), `busy` (a new upload would get 503), " +
+                "`batching` (null when off: maxBatch, windowMs, ORT `batches` and `images` so " +
+                "far, `pending` images waiting for a batch)",
               content: { "application/json": {} },
             },
             ...errors([503]),

@@ -10,7 +10,8 @@ import type { Classifier } from "../inference/classifier.ts";
 import { IMAGE_SIZE } from "../inference/classifier.ts";
 import { assessInput, type GuardModel, type GuardVerdict } from "../inference/guard.ts";
 import { HttpError, jsonResponse } from "./errors.ts";
-import type { BodyBudget, ConcurrencyLimiter } from "./limiter.ts";
+import { type BodyBudget, type ConcurrencyLimiter, deadlineSignal } from "./limiter.ts";
+import type { BatcherSet, ItemResult } from "./batcher.ts";
 import {
   type ModelEntry,
   type ModelRegistry,
@@ -43,6 +44,8 @@ export interface PredictDeps {
   explain?: Explainer;
   /** The fitted out-of-distribution guard; null checks DICOM tags only. */
   guard?: GuardModel | null;
+  /** Concurrent requests grouped into one ORT call per model; null: each request alone. */
+  batchers?: BatcherSet | null;
   log?: (line: string) => void;
 }
 
@@ -142,18 +145,14 @@ async function gradcamOf(
   }
 }
 
-async function runModel(
-  deps: PredictDeps,
+/** A model's answer block for one image (latency filled in by the caller). */
+function resultOf(
   m: ModelEntry,
-  img: DecodedUpload,
-  gradcam: boolean,
+  prob: number,
   threshold: ThresholdProfile,
-): Promise<Record<string, unknown>> {
+): Record<string, unknown> {
   const c = m.classifier;
-  const t1 = performance.now();
-  const out = await c.predict(img.rgb, 1);
-  const prob = out.prob[0];
-  const result: Record<string, unknown> = {
+  return {
     model: c.id,
     net: c.net,
     displayName: m.displayName,
@@ -165,11 +164,38 @@ async function runModel(
     intensity: c.intensity ?? "off",
     latency_ms: 0,
   };
+}
+
+/** The answer block of one model, with Grad-CAM when asked, from its prediction `out`. */
+async function finishModel(
+  deps: PredictDeps,
+  m: ModelEntry,
+  img: DecodedUpload,
+  gradcam: boolean,
+  threshold: ThresholdProfile,
+  out: ItemResult,
+  t1: number,
+): Promise<Record<string, unknown>> {
+  const result = resultOf(m, out.prob, threshold);
   if (gradcam) {
-    Object.assign(result, await gradcamOf(deps, c, img, { prob, activation: out.gradcam }));
+    const ctx = { prob: out.prob, activation: out.gradcam };
+    Object.assign(result, await gradcamOf(deps, m.classifier, img, ctx));
   }
   result.latency_ms = round(performance.now() - t1, 2);
   return result;
+}
+
+async function runModel(
+  deps: PredictDeps,
+  m: ModelEntry,
+  img: DecodedUpload,
+  gradcam: boolean,
+  threshold: ThresholdProfile,
+): Promise<Record<string, unknown>> {
+  const t1 = performance.now();
+  const out = await m.classifier.predict(img.rgb, 1);
+  const item = { prob: out.prob[0], gradcam: out.gradcam };
+  return await finishModel(deps, m, img, gradcam, threshold, item, t1);
 }
 
 /** What a request asks for, checked before its body is read. */
@@ -238,10 +264,72 @@ async function answer(
 }
 
 /**
+ * The batched variant of `answer`: decode and guard in a limiter slot, then each model through
+ * its batcher (outside the slot, so up to maxBatch requests can meet there), then Grad-CAM in a
+ * slot again; one deadline across the three steps.
+ */
+async function answerBatched(
+  deps: PredictDeps,
+  p: PredictRequest,
+  bytes: Uint8Array,
+  header: UploadHeader,
+  batchers: BatcherSet,
+  t0: number,
+): Promise<Response> {
+  const deadline = deadlineSignal(deps.timeoutMs);
+  // Tell each batcher this request is coming, so it waits for it (within its window).
+  const withdraw = p.selected.map((m) => batchers.of(m.classifier).expect());
+  try {
+    const { img, verdict, image } = await deps.limiter.run(async () => {
+      const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
+      const verdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
+      return { img, verdict, image: await imageBlock(img, p.gradcam) };
+    }, deadline.signal);
+    const withhold = !verdict.ok && !p.force;
+    const t1 = performance.now();
+    const outs = p.selected.map((m) =>
+      withhold ? null : batchers.of(m.classifier).predict(img.rgb, deadline.signal)
+    );
+    withdraw.forEach((f) => f());
+    for (const o of outs) o?.catch(() => {}); // one rejection answers; the others are moot
+    const predicted = await Promise.all(outs);
+    const finish = async (signal?: AbortSignal) => {
+      const results = [];
+      for (const [k, m] of p.selected.entries()) {
+        signal?.throwIfAborted(); // past the deadline: stop spending the slot
+        const out = predicted[k];
+        results.push(
+          out === null
+            ? withheld(m, p.thresholds[k])
+            : await finishModel(deps, m, img, p.gradcam, p.thresholds[k], out, t1),
+        );
+      }
+      return results;
+    };
+    // Grad-CAM is heavy (a backward pass): it runs in a slot like the decode.
+    const results = p.gradcam && !withhold
+      ? await deps.limiter.run(finish, deadline.signal)
+      : await finish();
+    return jsonResponse({
+      image,
+      guard: { ...verdict, withheld: withhold },
+      results,
+      latency_ms: round(performance.now() - t0, 2),
+      notice: NOTICE,
+    });
+  } finally {
+    withdraw.forEach((f) => f());
+    deadline.clear();
+  }
+}
+
+/**
  * The /v1/predict route handler. The body is read (within its deadline, charged to the upload
- * budget) and its header checked before a slot is taken; the decode and models run in the slot.
+ * budget) and its header checked before a slot is taken; the decode and models run in the slot
+ * (with batching: decode in the slot, the models through their batchers, see answerBatched).
  */
 export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Promise<Response> {
+  const batchers = deps.batchers ?? null;
   return async (req, url) => {
     const p = parsePredict(deps, url);
     // Refuse before reading the body when no place is free anyway.
@@ -254,6 +342,7 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
         account,
       });
       const header = await inspectUpload(bytes, deps.limits);
+      if (batchers) return await answerBatched(deps, p, bytes, header, batchers, t0);
       return await deps.limiter.run(
         (signal) => answer(deps, p, bytes, header, signal, t0),
         deps.timeoutMs,

@@ -10,6 +10,7 @@ import { errorResponse, HttpError, jsonResponse } from "./errors.ts";
 import { type ConnectionLimits, listen } from "./http.ts";
 import { hostChecker } from "./host.ts";
 import { BodyBudget, ConcurrencyLimiter } from "./limiter.ts";
+import { BatcherSet, type BatchOptions, DEFAULT_BATCHING } from "./batcher.ts";
 import { ModelRegistry } from "./models.ts";
 import { openApiDocument } from "./openapi.ts";
 import { NOTICE, predictRoute } from "./predict.ts";
@@ -32,6 +33,11 @@ export interface ServerOptions {
   maxConcurrent?: number;
   /** Requests waiting for a slot before 503 (default 64). */
   maxQueue?: number;
+  /**
+   * Concurrent requests grouped into one ORT call per model (default DEFAULT_BATCHING: up to 16
+   * images, 10 ms window, 64 waiting); null or maxBatch 1: each request runs alone in its slot.
+   */
+  batching?: Partial<BatchOptions> | null;
   /** From a complete upload to its answer, queue wait included, in ms (default 30000) -> 504. */
   timeoutMs?: number;
   /** An upload must arrive within this many ms (default 30000) -> 408. */
@@ -63,12 +69,14 @@ export interface Handler {
 interface Bounds {
   limiter: ConcurrencyLimiter;
   budget: BodyBudget;
+  /** null when batching is off. */
+  batchers: BatcherSet | null;
 }
 
 const get = (handle: Route["handle"]): Route => ({ methods: ["GET"], handle });
 
 /** Ready once models are loaded; the counts include timed-out work still holding its slot. */
-function readiness(registry: ModelRegistry, { limiter, budget }: Bounds): Response {
+function readiness(registry: ModelRegistry, { limiter, budget, batchers }: Bounds): Response {
   const state = registry.state;
   if (state.status !== "ready") return jsonResponse(state, 503);
   return jsonResponse({
@@ -78,6 +86,7 @@ function readiness(registry: ModelRegistry, { limiter, budget }: Bounds): Respon
     uploads: budget.holders,
     uploadBytes: budget.used,
     busy: limiter.saturated,
+    batching: batchers?.stats() ?? null,
   });
 }
 
@@ -112,6 +121,7 @@ function routeTable(opts: ServerOptions, registry: ModelRegistry, bounds: Bounds
         bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
         explain: opts.explain,
         guard: opts.guard ?? null,
+        batchers: bounds.batchers,
         log: opts.log,
       }),
     },
@@ -145,6 +155,12 @@ function toErrorResponse(e: unknown, log?: (line: string) => void): Response {
   return errorResponse(new HttpError(500, "internal", `internal error: ${(e as Error)?.message}`));
 }
 
+function batchersOf(batching: ServerOptions["batching"]): BatcherSet | null {
+  if (batching === null) return null;
+  const opts = { ...DEFAULT_BATCHING, ...batching };
+  return opts.maxBatch > 1 ? new BatcherSet(opts) : null;
+}
+
 const limitsOf = (opts: ServerOptions): UploadLimits => ({ ...DEFAULT_LIMITS, ...opts.limits });
 
 export function createHandler(opts: ServerOptions): Handler {
@@ -152,6 +168,7 @@ export function createHandler(opts: ServerOptions): Handler {
   const bounds = {
     limiter: new ConcurrencyLimiter(opts.maxConcurrent ?? 2, opts.maxQueue ?? 64),
     budget: new BodyBudget(opts.maxBufferedBytes ?? 8 * limitsOf(opts).maxBytes),
+    batchers: batchersOf(opts.batching),
   };
   const routes = routeTable(opts, registry, bounds);
   const checkHost = hostChecker(opts.allowedHosts ?? []);
