@@ -12,6 +12,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { gradCamExplainer } from "../explain/gradcam.ts";
 import { type Classifier, isServableRun, loadClassifier } from "../inference/classifier.ts";
 import { CLASSIFIER_ONNX_FILE } from "../inference/meta.ts";
+import { loadClassifierInWorker } from "../inference/worker.ts";
 import { defaultAnchors, writeSyntheticClassifier } from "../inference/synthetic.ts";
 import { parseNetName } from "../models/registry.ts";
 import type { NetName } from "../models/spec.ts";
@@ -112,7 +113,11 @@ async function loadAll(
   for (const s of sources) {
     const name = typeof s === "string" ? s : s.onnxPath;
     try {
-      const c = await loadClassifier(s, { threads, loaded });
+      // A single net runs in a worker of its own, so inference never stalls the server's thread;
+      // an ensemble calls its members (those workers when they are served too).
+      const c = isEnsemble(s)
+        ? await loadClassifier(s, { threads, loaded })
+        : await loadClassifierInWorker(s, { threads });
       // The demo is untrained whatever an older cached copy's classifier.json says.
       if (s === demoDir) c.meta = { ...c.meta, untrained: true };
       if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);

@@ -1,0 +1,84 @@
+/**
+ * loadClassifierInWorker: the same answers (and Grad-CAM activation) as the classifier opened in
+ * this thread, concurrent calls answered whole, clean errors.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { IMAGE_SIZE, loadClassifier } from "../lib/inference/classifier.ts";
+import {
+  CLASSIFIER_FORMAT,
+  CLASSIFIER_META_FILE,
+  CLASSIFIER_ONNX_FILE,
+} from "../lib/inference/meta.ts";
+import { loadClassifierInWorker } from "../lib/inference/worker.ts";
+import { weightLayout } from "../lib/models/layout.ts";
+import { formulaWeights } from "../lib/models/weights/formula.ts";
+import { exportOnnx } from "../lib/onnx/export.ts";
+import { tinySpec } from "../lib/onnx/tiny.ts";
+
+const PER = IMAGE_SIZE * IMAGE_SIZE * 3;
+
+/** A classifier package over the tiny net: "score" is the probability, "c1" the Grad-CAM layer. */
+async function tinyPackage(dir: string) {
+  const spec = tinySpec({ height: IMAGE_SIZE, width: IMAGE_SIZE });
+  const onnx = exportOnnx(spec, formulaWeights(weightLayout(spec)), {
+    outputs: ["score", "gmp"],
+    preprocessing: "caffe",
+  });
+  await Deno.writeFile(join(dir, CLASSIFIER_ONNX_FILE), onnx);
+  const meta = {
+    format: CLASSIFIER_FORMAT,
+    runId: "tiny-run",
+    net: "resnet50",
+    gradcamLayer: "gmp",
+    threshold: { method: "0.5", value: 0.5, val_sensitivity: null, val_specificity: null },
+    weights: { label: "formula (not ImageNet)", md5: "0".repeat(32), isImageNet: false },
+    inputs: [{ name: "image", shape: [-1, 224, 224, 3], dtype: "float32", role: "image" }],
+    outputs: [
+      { name: "score", shape: [-1, 1], dtype: "float32", role: "probability" },
+      { name: "gmp", shape: [-1, 16], dtype: "float32", role: "gradcam" },
+    ],
+    gradcamTail: null,
+    intensity: "off",
+  };
+  await Deno.writeTextFile(join(dir, CLASSIFIER_META_FILE), JSON.stringify(meta));
+}
+
+Deno.test({
+  name: "classifier in a worker: same answers as in this thread; a bad package is a clean error",
+  sanitizeResources: false, // ORT keeps native handles
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cxr-worker-" });
+    try {
+      await tinyPackage(dir);
+      const here = await loadClassifier(dir);
+      const there = await loadClassifierInWorker(dir, { threads: 1 });
+      try {
+        assert.equal(there.id, "tiny-run");
+        assert.equal(there.gradcamLayer, "gmp");
+        const n = 3;
+        const images = new Float32Array(n * PER).map((_, i) => (i * 7919) % 256);
+        const a = await here.predict(images, n);
+        const b = await there.predict(images, n);
+        assert.deepEqual([...b.prob], [...a.prob]);
+        assert.deepEqual(b.gradcam?.shape, a.gradcam?.shape);
+        assert.deepEqual([...b.gradcam!.data], [...a.gradcam!.data]);
+        assert.equal(images[1], 7919 % 256, "the caller keeps its pixels");
+        // Batches of 16 in flight together come back whole and in order.
+        const big = new Float32Array(16 * PER).fill(100);
+        const [x, y] = await Promise.all([there.predict(big, 16), there.predict(big, 16)]);
+        assert.equal(x.prob.length, 16);
+        assert.deepEqual([...x.prob], [...y.prob]);
+        await assert.rejects(there.predict(new Float32Array(5), 1), /expected 1x224x224x3/);
+      } finally {
+        await here.close();
+        await there.close();
+      }
+      await Deno.remove(join(dir, CLASSIFIER_ONNX_FILE));
+      await assert.rejects(loadClassifierInWorker(dir), /cannot read classifier model/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
