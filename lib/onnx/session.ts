@@ -22,6 +22,12 @@ export interface OnnxModel {
 export interface SessionOptions {
   /** Intra-op threads (default: number of cores). */
   threads?: number;
+  /**
+   * Let ORT's idle threads spin between parallel sections (ORT's default). Off by default here:
+   * on 2 shared cores a spinning thread burns the CPU that the decode worker (or whatever
+   * preempted its peer) needs.
+   */
+  spinning?: boolean;
 }
 
 /** Default thread count: all cores (ORT is the only heavy work while it runs). */
@@ -39,6 +45,7 @@ export async function openSession(
     interOpNumThreads: 1,
     executionMode: "sequential",
     graphOptimizationLevel: "all",
+    extra: { session: { intra_op: { allow_spinning: opts.spinning ? "1" : "0" } } },
   };
   let session: ort.InferenceSession;
   try {
