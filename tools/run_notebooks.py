@@ -2,10 +2,12 @@
 """Execute Jupyter notebooks headless on Deno's kernel and save executed copies.
 
 Used by `deno task notebooks` (lib/cli/notebooks.ts); needs Debian's python3-nbclient
-(and python3-nbconvert for --html). Exits non-zero on the first cell error, printing the cell.
+(and python3-nbconvert for --html). A failing cell is printed and the notebook counted as
+failed (exit 1 at the end); <out>/summary.json lists each notebook's status and time.
 """
 import argparse
 import base64
+import json
 import os
 import sys
 import time
@@ -25,6 +27,7 @@ def main() -> int:
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     failed = 0
+    summary = []
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
         name = os.path.basename(path)
@@ -45,7 +48,10 @@ def main() -> int:
             print(str(e)[-4000:], file=sys.stderr, flush=True)
         out_path = os.path.join(args.out, name)
         nbformat.write(nb, out_path)
-        print(f"== {name}: {status} in {time.time() - start:.1f} s -> {out_path}", flush=True)
+        seconds = time.time() - start
+        print(f"== {name}: {status} in {seconds:.1f} s -> {out_path}", flush=True)
+        entry = {"name": name[: -len(".ipynb")], "status": status, "seconds": round(seconds, 1),
+                 "ipynb": name}
         if args.html:
             from nbconvert import HTMLExporter
             # Offline viewers (and headless browsers) cannot load Vega's JavaScript: the HTML
@@ -71,6 +77,11 @@ def main() -> int:
             with open(html_path, "w", encoding="utf-8") as f:
                 f.write(body)
             print(f"== {name}: HTML -> {html_path}", flush=True)
+            entry["html"] = os.path.basename(html_path)
+        summary.append(entry)
+        # Written after each notebook so that an interrupted run still has an index.
+        with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=1)
     return 1 if failed else 0
 
 

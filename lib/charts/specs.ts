@@ -18,6 +18,8 @@ const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
 const FONT = "DejaVu Sans";
 /** Colour-blind-safe pair (Tableau) used for train/val and sensitivity/specificity. */
 const PAIR = ["#1f77b4", "#ff7f0e"];
+/** The best epoch restored by early stopping. */
+const RESTORED = "#2ca02c";
 const CATEGORY = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
 /** Titles: the part after " — " becomes a smaller subtitle line (keeps charts narrow). */
@@ -71,11 +73,17 @@ const CURVE_PANELS: { key: "loss" | "accuracy" | "auc"; title: string }[] = [
 
 /**
  * Loss, accuracy and AUC per epoch, train vs validation, with the start of phase 2
- * (fine-tuning) marked by a dashed rule.
+ * (fine-tuning) marked by a dashed rule and the epochs early stopping restored by green ones.
  */
 export function trainingCurves(
   history: EpochRecord[],
-  opts: { title?: string; width?: number; height?: number } = {},
+  opts: {
+    title?: string;
+    width?: number;
+    height?: number;
+    /** Epochs whose weights early stopping restored (one per phase), marked by a green rule. */
+    restored?: number[];
+  } = {},
 ): VlSpec {
   if (history.length === 0) throw new Error("trainingCurves: history has no epochs");
   const phase2 = history.find((e) => e.phase === 2);
@@ -130,6 +138,36 @@ export function trainingCurves(
             encoding: {
               x: { field: "epoch", type: "quantitative" },
               y: { value: 0 },
+              text: { field: "label" },
+            },
+          },
+        ],
+      });
+    }
+    if (opts.restored?.length) {
+      const height = opts.height ?? 200;
+      layers.push({
+        data: { values: opts.restored.map((epoch) => ({ epoch, label: "restored" })) },
+        layer: [
+          {
+            mark: { type: "rule", strokeWidth: 2, color: RESTORED, opacity: 0.7 },
+            encoding: {
+              x: { field: "epoch", type: "quantitative" },
+              tooltip: [{ field: "epoch", type: "quantitative", title: "best epoch (restored)" }],
+            },
+          },
+          {
+            mark: {
+              type: "text",
+              align: "left",
+              dx: 3,
+              dy: -3,
+              baseline: "bottom",
+              color: RESTORED,
+            },
+            encoding: {
+              x: { field: "epoch", type: "quantitative" },
+              y: { value: height },
               text: { field: "label" },
             },
           },

@@ -4,9 +4,10 @@
  * tests) `show` prints the plain-text form instead.
  */
 import { Buffer } from "node:buffer";
+import { inKernel, jupyterKernel, type MimeBundle } from "../util/jupyter.ts";
 
-/** MIME bundle, e.g. {"text/html": ..., "text/plain": ...}. */
-export type MimeBundle = Record<string, unknown>;
+export { inKernel };
+export type { MimeBundle };
 
 const DISPLAY = Symbol.for("Jupyter.display");
 
@@ -85,7 +86,9 @@ export function imageGrid(
   const figures = images.map((im) =>
     `<figure style="display:inline-block;margin:4px;width:${w}px;vertical-align:top">` +
     `<img src="${pngDataUrl(im.png)}" width="${w}" alt="${esc(im.caption)}">` +
-    `<figcaption style="font-size:12px">${esc(im.caption)}</figcaption></figure>`
+    // File names have no spaces: let them wrap anywhere rather than run under the next image.
+    `<figcaption style="font-size:12px;line-height:1.3;overflow-wrap:anywhere;` +
+    `word-break:break-word">${esc(im.caption)}</figcaption></figure>`
   ).join("");
   const title = opts.title ? `<div style="font-weight:bold">${esc(opts.title)}</div>` : "";
   return displayable({
@@ -94,23 +97,9 @@ export function imageGrid(
   });
 }
 
-interface JupyterNamespace {
-  display(bundle: MimeBundle, opts: { raw: boolean }): Promise<void>;
-}
-
-function jupyter(): JupyterNamespace | null {
-  const j = (Deno as unknown as { jupyter?: JupyterNamespace }).jupyter;
-  return j && typeof j.display === "function" ? j : null;
-}
-
-/** True when running inside Deno's Jupyter kernel. */
-export function inKernel(): boolean {
-  return jupyter() !== null;
-}
-
 /** Shows each item now (several outputs from one cell); prints plain text outside a kernel. */
 export async function show(...items: (Displayable | string)[]): Promise<void> {
-  const j = jupyter();
+  const j = jupyterKernel();
   for (const item of items) {
     const bundle: MimeBundle = typeof item === "string" ? { "text/plain": item } : item[DISPLAY]();
     if (j) await j.display(bundle, { raw: true });

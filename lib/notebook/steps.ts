@@ -28,7 +28,7 @@ import {
 } from "../evaluation/evaluate.ts";
 import { RunFolder } from "../runs/mod.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
-import { dataDir, outputsDir } from "../util/paths.ts";
+import { dataDir, outputsDir, resolveUserPath } from "../util/paths.ts";
 import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 import { redactUri } from "../tracking/uri.ts";
 import { type Displayable, esc, html, imageGrid, markdown, show, table } from "./display.ts";
@@ -75,7 +75,7 @@ export function notebookSettings(
   return {
     net,
     profile,
-    data: env("CXR_DATA") ?? defaults.data ?? dataDir(),
+    data: resolveUserPath(env("CXR_DATA") ?? defaults.data ?? dataDir()),
     weights: env("CXR_WEIGHTS") ?? defaults.weights ?? "imagenet",
     mlflow,
     protocol,

@@ -51,3 +51,33 @@ export function mixSeed(...parts: number[]): number {
 export function permutation(n: number, seed: number): number[] {
   return shuffled(Array.from({ length: n }, (_, i) => i), mulberry32(seed));
 }
+
+/** Whether `value` of `monitor` beats `best` (EarlyStopping's rule: strictly, finite only). */
+export function improves(
+  monitor: "val_auc" | "val_loss",
+  value: number,
+  best: number | null,
+): boolean {
+  if (!Number.isFinite(value)) return false;
+  if (best === null) return true;
+  return monitor === "val_auc" ? value > best : value < best;
+}
+
+/**
+ * Per phase, the epoch early stopping keeps when it restores the best weights: the first epoch
+ * whose `monitor` no later epoch of the phase improved on. Empty without `restoreBest`.
+ */
+export function restoredEpochs(
+  history: { epoch: number; phase: number; val_auc: number; val_loss: number }[],
+  earlyStopping: { monitor: "val_auc" | "val_loss"; restoreBest: boolean },
+): { phase: number; epoch: number; value: number }[] {
+  if (!earlyStopping.restoreBest) return [];
+  const best = new Map<number, { phase: number; epoch: number; value: number }>();
+  for (const r of history) {
+    const value = r[earlyStopping.monitor];
+    if (improves(earlyStopping.monitor, value, best.get(r.phase)?.value ?? null)) {
+      best.set(r.phase, { phase: r.phase, epoch: r.epoch, value });
+    }
+  }
+  return [...best.values()].sort((a, b) => a.epoch - b.epoch);
+}

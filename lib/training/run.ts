@@ -38,6 +38,7 @@ import { PROBABILITY_OUTPUT, writeClassifierPackage } from "../inference/package
 import { openTracker } from "../tracking/tracker.ts";
 import type { Tracker } from "../tracking/types.ts";
 import { checkpointFiles, RunFolder, type RunStatus } from "../runs/mod.ts";
+import { statusLine } from "../util/jupyter.ts";
 
 export { TrainingAborted };
 
@@ -105,7 +106,7 @@ export async function trainRun(
   const runId = runIdFor(config);
   const run = RunFolder.of(runId, opts.runsRoot);
   const log = (msg: string) => {
-    if (opts.progress !== false) console.error(`[train ${runId}] ${msg}`);
+    if (opts.progress !== false) statusLine(`[train ${runId}] ${msg}`);
   };
   const found = await run.readStatus();
   if (found?.status === "finished" && !opts.force) {

@@ -2,7 +2,8 @@
  * Where cxr reads and writes, each overridable by an environment variable so that notebooks,
  * the CLI, the server, tests and CI agree without copying data into the project.
  */
-import { join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
+import { inKernel } from "./jupyter.ts";
 
 function env(name: string): string | undefined {
   try {
@@ -16,19 +17,57 @@ function env(name: string): string | undefined {
 /** Repository root (the folder holding deno.json). */
 export const PROJECT_ROOT: string = resolve(new URL("../..", import.meta.url).pathname);
 
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where a relative path is looked up: see `resolveUserPath`. */
+export interface PathContext {
+  /** Inside a Jupyter kernel, whose working directory is the notebook's folder. */
+  kernel: boolean;
+  /** The directory the user launched from (a kernel inherits the shell's PWD). */
+  launchDir?: string;
+}
+
+function pathContext(): PathContext {
+  return { kernel: inKernel(), launchDir: env("PWD") };
+}
+
+/**
+ * Absolute form of a path the user gave (a CXR_* variable, a --flag, a notebook setting).
+ * Outside a notebook a relative path is relative to the working directory, as for any CLI
+ * (`deno task` runs from the repository root). A notebook kernel runs in notebooks/, so there
+ * a relative path is looked up in the directory Jupyter was launched from, then in the
+ * repository root: the first that has it wins, else the repository root (where `deno task`
+ * would put it).
+ */
+export function resolveUserPath(path: string, ctx: PathContext = pathContext()): string {
+  if (isAbsolute(path) || !ctx.kernel) return resolve(path);
+  const bases = ctx.launchDir && isAbsolute(ctx.launchDir) ? [ctx.launchDir] : [];
+  for (const base of [...bases, PROJECT_ROOT]) {
+    if (exists(resolve(base, path))) return resolve(base, path);
+  }
+  return resolve(PROJECT_ROOT, path);
+}
+
 /** Kaggle-layout dataset root `chest_xray/` (`CXR_DATA`, default `data/chest_xray`). */
 export function dataDir(): string {
-  return resolve(env("CXR_DATA") ?? join(PROJECT_ROOT, "data", "chest_xray"));
+  return resolveUserPath(env("CXR_DATA") ?? join(PROJECT_ROOT, "data", "chest_xray"));
 }
 
 /** All generated files (`CXR_OUTPUTS`, default `outputs/`). */
 export function outputsDir(): string {
-  return resolve(env("CXR_OUTPUTS") ?? join(PROJECT_ROOT, "outputs"));
+  return resolveUserPath(env("CXR_OUTPUTS") ?? join(PROJECT_ROOT, "outputs"));
 }
 
 /** Activation cache (`CXR_CACHE`, default `outputs/cache`). */
 export function cacheDir(): string {
-  return resolve(env("CXR_CACHE") ?? join(outputsDir(), "cache"));
+  return resolveUserPath(env("CXR_CACHE") ?? join(outputsDir(), "cache"));
 }
 
 /** Training runs (`outputs/runs/<run-id>`). */
@@ -50,7 +89,7 @@ export async function resolveRunDir(run: string): Promise<string> {
 
 /** The read-only shared material (`CXR_SHARED`, default `../shared` beside the repo). */
 export function sharedDir(): string {
-  return resolve(env("CXR_SHARED") ?? join(PROJECT_ROOT, "..", "shared"));
+  return resolveUserPath(env("CXR_SHARED") ?? join(PROJECT_ROOT, "..", "shared"));
 }
 
 /** `../shared/reference` (formula weights' reference outputs, layouts, DenseNet h5). */

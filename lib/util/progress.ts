@@ -1,9 +1,11 @@
 /**
  * Progress reporting for long work (decode, feature extraction, epochs, downloads).
  *
- * In a terminal it redraws one line (items, rate, ETA, extra fields); elsewhere (CI logs,
- * notebooks, pipes) it prints a line at most every `minIntervalMs` so logs stay readable.
+ * In a terminal it redraws one line (items, rate, ETA, extra fields); in a notebook kernel it
+ * shows a bar that updates in place (on stdout's side: no stderr boxes); elsewhere (CI logs,
+ * pipes) it prints a line at most every `minIntervalMs` so logs stay readable.
  */
+import { type LiveDisplay, liveDisplay } from "./jupyter.ts";
 
 export interface ProgressOptions {
   /** Total number of items (or bytes), if known. */
@@ -68,20 +70,22 @@ export class Progress {
   private readonly start = performance.now();
   private lastDraw = 0;
   private fields: Record<string, string | number> = {};
+  private readonly live: LiveDisplay | null;
 
   constructor(label: string, options: ProgressOptions = {}) {
     this.label = label;
     this.total = options.total;
     this.unit = options.unit ?? "it";
-    const tty = isTerminal();
-    this.plain = options.plain ?? !tty;
-    this.minIntervalMs = options.minIntervalMs ?? (this.plain ? 5000 : 100);
     this.quiet = options.quiet ?? false;
+    // A notebook gets one output updated in place, unless the caller chose where to write.
+    this.live = options.write || options.plain || this.quiet ? null : liveDisplay();
+    const tty = isTerminal();
+    this.plain = options.plain ?? (!tty && !this.live);
+    this.minIntervalMs = options.minIntervalMs ?? (this.plain ? 5000 : this.live ? 500 : 100);
     // Logs get their first line after one interval, not a "0%" line for every short task.
     if (this.plain) this.lastDraw = performance.now();
     const encoder = new TextEncoder();
-    // Plain lines go through console.error so notebook kernels capture them; a terminal gets
-    // raw writes so the line can be redrawn in place.
+    // A terminal gets raw writes so the line can be redrawn in place.
     this.write = options.write ??
       (this.plain
         ? (text: string) => console.error(text.replace(/\n$/, ""))
@@ -140,9 +144,25 @@ export class Progress {
     return parts.join(" ");
   }
 
+  /** The bar as a notebook output: an HTML <progress> with the status line, and plain text. */
+  html(): string {
+    const esc = (t: string) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+    const bar = this.total
+      ? `<progress value="${this.done_}" max="${this.total}" style="width:12em;` +
+        `vertical-align:middle;margin-right:8px"></progress>`
+      : "";
+    return `<div style="font-family:monospace;font-size:12px">${bar}${esc(this.line())}</div>`;
+  }
+
+  /** Resolves once a notebook has been sent the last update (no-op elsewhere). */
+  async flushed(): Promise<void> {
+    await this.live?.flushed();
+  }
+
   private draw(final: boolean): void {
     if (this.quiet) return;
-    if (this.plain) this.write(this.line() + "\n");
+    if (this.live) this.live.update({ "text/html": this.html(), "text/plain": this.line() });
+    else if (this.plain) this.write(this.line() + "\n");
     else this.write("\r\x1b[2K" + this.line() + (final ? "\n" : ""));
   }
 

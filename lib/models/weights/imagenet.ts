@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { NetName } from "../spec.ts";
 import { downloadFile, type DownloadOptions } from "./download.ts";
+import { resolveUserPath } from "../../util/paths.ts";
 
 /** Base of Keras' public weight files. */
 export const KERAS_WEIGHTS_BASE_URL =
@@ -46,7 +47,7 @@ function env(name: string): string | undefined {
 export function weightsSearchDirs(): string[] {
   const dirs: string[] = [];
   const own = env("CXR_WEIGHTS_DIR");
-  if (own) dirs.push(resolve(own));
+  if (own) dirs.push(resolveUserPath(own));
   const kerasHome = env("KERAS_HOME");
   if (kerasHome) dirs.push(resolve(kerasHome, "models"));
   const home = env("HOME") ?? homedir();

@@ -3,7 +3,7 @@
  * them: source, md5, a human label, and whether they are Keras' verified ImageNet weights
  * (anything else is labelled "not ImageNet" wherever its numbers are shown).
  */
-import { basename, resolve } from "node:path";
+import { basename } from "node:path";
 import type { NetName, NetWeights } from "../spec.ts";
 import type { WeightLayout } from "../layout.ts";
 import { formulaWeights } from "./formula.ts";
@@ -14,6 +14,7 @@ import type { DownloadOptions } from "./download.ts";
 import { loadWeights } from "./io.ts";
 import { fileMd5, weightsMd5 } from "./md5.ts";
 import { isFile } from "../../util/fs.ts";
+import { resolveUserPath } from "../../util/paths.ts";
 
 export { weightsMd5 } from "./md5.ts";
 
@@ -129,7 +130,7 @@ async function resolveFile(
   given: string,
   layout: WeightLayout,
 ): Promise<ResolvedWeights> {
-  const path = resolve(given);
+  const path = resolveUserPath(given);
   let weights: NetWeights;
   let md5OfFile: string;
   if (path.endsWith(".json") && await isFile(path)) {
