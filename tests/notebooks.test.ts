@@ -1,12 +1,18 @@
 /**
- * The three teaching notebooks: committed clean (no outputs, generated from one outline), and
- * executed top to bottom on Deno's Jupyter kernel with the quick profile on the shared data.
+ * The three teaching notebooks: committed clean (no outputs, generated from one outline), their
+ * cells calling the training steps themselves, and executed top to bottom on Deno's Jupyter
+ * kernel with the quick profile on the shared data; the HTML exports are then opened in headless
+ * Chromium (no stderr boxes, no overlapping captions), and an edited copy shows that changing
+ * the unfreeze point in its cell changes what the notebook reports.
+ * Set CXR_NOTEBOOK_SCREENSHOTS=DIR to keep full-page screenshots of the exports.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, relative } from "node:path";
 import { expectedNotebooks } from "../tools/make_notebooks.ts";
-import { NOTEBOOKS, runNotebooks } from "../lib/cli/notebooks.ts";
-import { sharedDir } from "../lib/util/paths.ts";
+import { executeNotebooks, NOTEBOOKS, runNotebooks } from "../lib/cli/notebooks.ts";
+import { PROJECT_ROOT, sharedDir } from "../lib/util/paths.ts";
+import { checkNotebookHtml, CHROMIUM } from "./notebook_html.ts";
 
 interface NbCell {
   cell_type: string;
@@ -45,6 +51,67 @@ async function hasNbclient(): Promise<boolean> {
     return false;
   }
 }
+
+/** The training steps each notebook's cells must call themselves (lib/training/steps.ts). */
+const STEP_CALLS = [
+  "cxr.buildNet(",
+  "cxr.netSummary(",
+  "cxr.chooseCut(",
+  "cxr.loadData(",
+  "cxr.computeActivations(",
+  "cxr.buildHead(",
+  "cxr.trainingSetup(",
+  "cxr.fitPhase1(",
+  "cxr.predictSplit(",
+  "cxr.chooseValThreshold(",
+];
+
+/** What trainRun chains (the threshold is chosen by the same chooseThreshold in evaluateRun). */
+const TRAIN_RUN_STEPS = [
+  "loadData",
+  "buildNet",
+  "chooseCut",
+  "computeActivations",
+  "buildHead",
+  "trainingSetup",
+  "fitPhase1",
+  "buildPhase2Model",
+  "fitPhase2",
+  "predictSplit",
+  "finishRun",
+];
+
+function codeCells(text: string): string[] {
+  const nb = JSON.parse(text) as { cells: NbCell[] };
+  return nb.cells.filter((c) => c.cell_type === "code").map((c) => c.source.join(""));
+}
+
+Deno.test("notebook cells call the training steps, the same functions cxr.train chains", async () => {
+  // trainRun (cxr.train, deno task train) is built from the same step functions.
+  const runSource = await Deno.readTextFile(join(PROJECT_ROOT, "lib", "training", "run.ts"));
+  for (const fn of TRAIN_RUN_STEPS) {
+    assert.match(runSource, new RegExp(`\\b${fn}\\(`), `trainRun does not call ${fn}`);
+  }
+  for (const { path, text } of expectedNotebooks()) {
+    const cells = codeCells(text);
+    const all = cells.join("\n");
+    for (const call of STEP_CALLS) assert.ok(all.includes(call), `${path}: no cell calls ${call}`);
+    assert.ok(!all.includes("cxr.train("), `${path}: training must be in cells, not cxr.train`);
+    // One step per cell, so that a reader can re-run from any of them.
+    const fitCells = cells.filter((c) =>
+      /cxr\.fitPhase[12]\(/.test(c) && !c.includes("progress: false")
+    );
+    assert.ok(fitCells.every((c) => !c.includes("cxr.computeActivations(")), path);
+    // Each training cell ends with validation sensitivity, specificity and threshold.
+    for (const c of fitCells) {
+      assert.match(c, /cxr\.fitView\(/, `${path}: a fit cell without fitView`);
+    }
+    if (path.endsWith("ResNet50.ipynb") || path.endsWith("DenseNet121.ipynb")) {
+      assert.match(all, /cxr\.fitPhase2\(/, `${path}: no phase 2 cell`);
+    }
+    assert.match(text, /## \d+\. Try this/, `${path}: no "Try this" section`);
+  }
+});
 
 // CI sets CXR_REQUIRE_NOTEBOOKS=1 so a missing Jupyter fails instead of skipping.
 const required = Deno.env.get("CXR_REQUIRE_NOTEBOOKS") === "1";

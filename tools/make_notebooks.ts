@@ -7,6 +7,9 @@
  */
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
+import { getNetSpec } from "../lib/models/registry.ts";
+import { withHead } from "../lib/models/head.ts";
+import { type Net, netSummary } from "../lib/training/steps.ts";
 import { PREPROCESSING } from "../lib/models/preprocess.ts";
 
 const CAFFE_MEAN = PREPROCESSING.caffe.mean.join(", ");
@@ -20,8 +23,24 @@ interface NetText {
   preprocessing: string;
   architecture: string;
   phase2: string | null;
+  /** The recipe's phase-2 unfreeze point (the net's default); null: no phase 2. */
+  unfreezeFrom: string | null;
+  /** The "Try this" experiments (given trainable parameter counts): what to change, what to see. */
+  tryThis: (trainable: (unfreezeFrom: string | null) => string) => string[];
   closing: string;
 }
+
+const THRESHOLD_EXPERIMENT =
+  "**Change the threshold rule.** In the threshold cell, replace `config.thresholdMethod` with " +
+  '`"youden"` (or `"0.5"`) and re-run that cell only: nothing retrains. The red line moves ' +
+  "along the sweep; read what sensitivity gives up for specificity (the table lists all three " +
+  "rules on the same predictions). Which error would you rather make with a child's X-ray?";
+
+const CLASS_WEIGHT_EXPERIMENT =
+  '**Drop the class weights.** Set `classWeight: "none"` in the recipe and re-run from there ' +
+  "(or read the cell below, which trains that head next to the weighted one). At threshold 0.5 " +
+  "an unweighted head leans to the majority class: sensitivity up, specificity down. A threshold " +
+  "chosen on validation largely makes up for it — the ROC-AUC barely moves.";
 
 const NETS: NetText[] = [
   {
@@ -40,6 +59,17 @@ const NETS: NetText[] = [
       "learns, the base runs **once per image** in ONNX Runtime and its pooled output is cached " +
       "on disk; training then only touches 513 weights.",
     phase2: null,
+    unfreezeFrom: null,
+    tryThis: (trainable) => [
+      "**Fine-tune block 5**, as the original did for the other two nets: in the recipe set " +
+      '`phase2: { unfreezeFrom: "block5_conv3", epochs: 2 }` and re-run from there. The ' +
+      `summary shows ${trainable("block5_conv3")} trainable parameters instead of the head's ` +
+      `${trainable(null)}, the cached ` +
+      "frontier becomes block5_conv2's 14×14×512 map, and each phase-2 epoch now runs a " +
+      "convolution over it. Does validation AUC beat the frozen baseline?",
+      CLASS_WEIGHT_EXPERIMENT,
+      THRESHOLD_EXPERIMENT,
+    ],
     closing:
       "VGG16 is the heaviest of the three for the least accuracy: 15.5 GFLOPs per image for a " +
       "frozen feature extractor. It is the baseline the fine-tuned nets must beat.",
@@ -65,6 +95,18 @@ const NETS: NetText[] = [
       "with a learning rate ten times lower so the pretrained filters move gently. BatchNorm " +
       "layers in the tail keep their moving statistics (inference mode), as Keras recommends " +
       "for fine-tuning.",
+    unfreezeFrom: "conv5_block3_3_conv",
+    tryThis: (trainable) => [
+      "**Unfreeze the whole last bottleneck block.** In the recipe set " +
+      '`unfreezeFrom: "conv5_block3_1_conv"` and re-run from there. Trainable parameters go ' +
+      `from ${trainable("conv5_block3_3_conv")} to ${trainable("conv5_block3_1_conv")}, and ` +
+      "the frontier becomes the block's input alone " +
+      "(conv5_block2_out feeds both the block and its shortcut). Watch phase 2's time per " +
+      "epoch and the gap between the training and validation curves: more freedom can mean " +
+      "more overfitting on a small training set.",
+      CLASS_WEIGHT_EXPERIMENT,
+      THRESHOLD_EXPERIMENT,
+    ],
     closing:
       "The original project ranked ResNet50 last on a test of a few images; with so few images " +
       "no ranking is reliable. Compare the three nets on the same split with `deno task report`.",
@@ -89,11 +131,29 @@ const NETS: NetText[] = [
       "Phase 2 fine-tunes the last dense layer of block 5 with a lower learning rate, starting " +
       "from the phase-1 head. Only layers after the cut are updated; the cached activations at " +
       "the cut make each epoch cost seconds.",
+    unfreezeFrom: "conv5_block16_0_bn",
+    tryThis: (trainable) => [
+      '**Unfreeze deeper.** In the recipe set `unfreezeFrom: "conv5_block15_0_bn"` (one ' +
+      "dense layer earlier) and re-run from there. Section 5 shows the trainable parameters " +
+      `roughly double (${trainable("conv5_block16_0_bn")} → ${trainable("conv5_block15_0_bn")}) ` +
+      "and the frontier move to conv5_block14_concat; the " +
+      "activations at the new cut are computed once, then cached. Does validation AUC " +
+      "improve, or only the training curve?",
+      CLASS_WEIGHT_EXPERIMENT,
+      THRESHOLD_EXPERIMENT,
+    ],
     closing:
       "DenseNet121 was the original project's best model, on a test of a few images. Whether it " +
       "stays best on a larger, patient-disjoint evaluation is what this toolkit lets you check.",
   },
 ];
+
+/** "169,153": trainable parameters of `net` + head when unfreezing from a layer (null: head). */
+function trainableCount(net: NetText["net"]): (unfreezeFrom: string | null) => string {
+  const base = getNetSpec(net);
+  const spec = { name: net, base, full: withHead(base), weights: null } as unknown as Net;
+  return (from) => netSummary(spec, from).params.trainable.toLocaleString("en-US");
+}
 
 type Cell = { cell_type: "markdown" | "code"; source: string };
 
@@ -101,21 +161,31 @@ const md = (source: string): Cell => ({ cell_type: "markdown", source });
 const code = (source: string): Cell => ({ cell_type: "code", source });
 
 function cells(t: NetText): Cell[] {
+  const hasPhase2 = t.phase2 !== null;
+  const unfreeze = t.unfreezeFrom === null ? "null" : `"${t.unfreezeFrom}"`;
+  let section = 0;
+  const h = (title: string) => `## ${++section}. ${title}`;
   const out: Cell[] = [
     md(
       `# ${t.title}: pneumonia on chest X-rays by transfer learning\n\n${t.intro}\n\n` +
-        "This notebook runs the whole protocol with the `cxr` library: the data and its " +
-        "imbalance, preprocessing, the architecture, training, a clinical evaluation with " +
-        "confidence intervals, Grad-CAM, and MLflow tracking. The heavy lifting is in `lib/`; " +
-        "cells stay short.\n\n" +
+        "This notebook walks through transfer learning one step per cell: the data and its " +
+        "imbalance, preprocessing, building the net and loading its weights, choosing what to " +
+        "freeze, caching the frozen activations, the head, the loss and optimiser, each fit " +
+        "with early stopping, the threshold, then a clinical evaluation with confidence " +
+        "intervals, Grad-CAM and MLflow. Each step is one documented function of " +
+        "`lib/training/steps.ts`: `deno task train` chains the very same functions.\n\n" +
+        "**Change a number and re-run from that cell**: the kernel keeps everything above it. " +
+        "A changed setting makes a new run (its id is a hash of the configuration); an " +
+        "unchanged one picks up where it stopped.\n\n" +
         "> Research and teaching material, **not a diagnostic device**.",
     ),
     md(
       "## Settings\n\n" +
         "Change these, or set `CXR_PROFILE`, `CXR_DATA`, `CXR_WEIGHTS`, `MLFLOW_TRACKING_URI` " +
         "before starting Jupyter (the environment wins, so `deno task notebooks --profile full` " +
-        "runs this notebook unchanged).\n\n" +
-        "- `profile`: `quick` (a small stratified subset and few epochs, about 3 minutes on a " +
+        "runs this notebook unchanged). A relative `CXR_DATA` is looked up from the folder you " +
+        "started Jupyter in, then from the repository root.\n\n" +
+        "- `profile`: `quick` (a small stratified subset and few epochs, a few minutes on a " +
         "2-core laptop) or `full` (all 5,216 training images, as `deno task train-all`).\n" +
         "- `weights`: `imagenet` uses Keras' ImageNet files (downloaded once, or put in " +
         "`~/.keras/models`); `formula` and `none` are for machines without them and are " +
@@ -136,7 +206,7 @@ function cells(t: NetText): Cell[] {
         "await cxr.show(cxr.settingsView(settings));",
     ),
     md(
-      "## 1. The data\n\n" +
+      `${h("The data")}\n\n` +
         "Kermany et al.'s chest X-rays (Kaggle layout `chest_xray/{train,val,test}/{NORMAL," +
         "PNEUMONIA}`). Two things shape everything below:\n\n" +
         "- **Imbalance**: PNEUMONIA images outnumber NORMAL ones (the counts are below). A model " +
@@ -151,79 +221,217 @@ function cells(t: NetText): Cell[] {
       "const data = await cxr.exploreData(settings);\nawait cxr.show(...data.view);",
     ),
     code("await cxr.show(await cxr.exampleImages(data.splits.train));"),
-    md(`## 2. Preprocessing\n\n${t.preprocessing}`),
+    md(`${h("Preprocessing")}\n\n${t.preprocessing}`),
     code("await cxr.show(await cxr.preprocessingView(settings.net, data.splits.train[0]));"),
-    md(`## 3. The architecture\n\n${t.architecture}`),
+    md(
+      `${h("The recipe")}\n\n` +
+        "Every number the training uses, in one place. The profile gives the defaults (epochs, " +
+        "subset); the values written here override them. This is the configuration " +
+        "`deno task train` would take as flags, and the one recorded with the run.\n\n" +
+        "- `dropout`: fraction of the pooled features dropped at each training step (the " +
+        "head's only regulariser).\n" +
+        "- `classWeight`: `balanced` weighs each NORMAL image more, so that both classes count " +
+        "the same in the loss; `none` lets the majority class dominate.\n" +
+        "- `phase1.lr`: Adam's learning rate for the head.\n" +
+        (hasPhase2
+          ? "- `phase2.unfreezeFrom`: the first layer that phase 2 trains (Keras' " +
+            "`for layer in base.layers[i:]: layer.trainable = True`); `phase2.lr` is its " +
+            "(much lower) learning rate, so that the pretrained filters move gently.\n"
+          : "- `phase2: null`: VGG16's base stays frozen (the original baseline).\n") +
+        "- `augmentViews`: augmented views per training image (small shifts, rotations, " +
+        "contrast), each computed once through the frozen base; 0 = none.",
+    ),
     code(
-      "const config = cxr.trainingConfig(settings);\n" +
+      "const config = cxr.trainingConfig(settings, {\n" +
+        "  dropout: 0.5,\n" +
+        '  classWeight: "balanced", // "balanced" | "none"\n' +
+        "  phase1: { lr: 1e-3 },\n" +
+        (hasPhase2
+          ? `  phase2: { unfreezeFrom: ${unfreeze}, lr: 1e-5 },\n`
+          : '  phase2: null, // try { unfreezeFrom: "block5_conv3", epochs: 2 }\n') +
+        "  augmentViews: 0, // e.g. 2\n" +
+        '  thresholdMethod: "sens95", // "sens95" | "youden" | "0.5"\n' +
+        "});\n" +
+        "await cxr.show(cxr.configView(config));",
+    ),
+    md(
+      `${h("Build the net and load its weights")}\n\n${t.architecture}\n\n` +
+        "`buildNet` is Keras' `" + t.title + "(include_top=False, weights=...)` plus the head: " +
+        "the architecture comes from `lib/models/` (written like Keras' `applications/*.py`), " +
+        "the weights from the chosen source. Their md5 is printed and recorded with the run, so " +
+        "a result always says what it started from.",
+    ),
+    code("const net = await cxr.buildNet(config);\nawait cxr.show(cxr.netView(net));"),
+    md(
+      `${h("What is frozen, and where to cut")}\n\n` +
+        "Transfer learning keeps most of the pretrained base **frozen**: its weights do not " +
+        "change, so its output for an image never changes either. cxr uses that: the frozen " +
+        "part runs once per image (ONNX Runtime) and its output at the **cut** is cached; " +
+        "training then only runs the layers after the cut. `netSummary` counts what is " +
+        "trainable; `chooseCut` finds the tensors that cross the cut (the *frontier*: " +
+        (t.net === "densenet121"
+          ? "one concatenated feature map for DenseNet121's last dense layer"
+          : t.net === "resnet50"
+          ? "for ResNet50 both the block's input and its shortcut"
+          : "none for VGG16, whose head reads only the pooled features") +
+        ") and their shapes.",
+    ),
+    code(
+      "const cut = cxr.chooseCut(net, config.phase2?.unfreezeFrom ?? null);\n" +
         "await cxr.show(\n" +
-        "  ...cxr.architectureView(settings.net, {\n" +
-        "    unfreezeFrom: config.phase2?.unfreezeFrom ?? null,\n" +
-        "    dropout: config.dropout,\n" +
-        "  }),\n" +
-        "  cxr.configView(config),\n" +
+        "  ...cxr.summaryView(cxr.netSummary(net, cut.unfreezeFrom)),\n" +
+        "  cxr.cutView(cut),\n" +
         ");",
     ),
     md(
-      "## 4. Phase 1: a head on the frozen base\n\n" +
-        "The frozen base runs once per image in ONNX Runtime; its outputs are cached under " +
-        "`outputs/cache` (a second run reads them back). tfjs then trains the head for a few " +
-        "epochs with class weights against the imbalance, keeping the epoch with the best " +
-        "validation AUC. Progress shows below; the run is resumable: re-running this cell after " +
-        "an interruption continues from the last finished epoch.",
+      `${h("The frozen activations, computed once")}\n\n` +
+        "`loadData` scans the images and makes the split; `computeActivations` runs the frozen " +
+        "part on every image and caches its outputs at the cut under `outputs/cache` (keyed by " +
+        "the image's content, the net, the weights and the layer). The bar below updates as it " +
+        "goes; a second run, or a re-run of this cell, reads the cache back in seconds.",
     ),
     code(
-      "const phase1 = await cxr.train(config, { untilPhase: 1 });\n" +
-        "await cxr.show(...await cxr.trainingCurvesView(phase1.runDir));",
+      "const runData = await cxr.loadData(config);\n" +
+        "const acts = await cxr.computeActivations(net, cut, runData);\n" +
+        "await cxr.show(cxr.activationsView(acts));",
+    ),
+    md(
+      `${h("The head")}\n\n` +
+        "The original head: global average pooling (already in the cached features), dropout, " +
+        "and one sigmoid unit. cxr standardises the pooled features with the training set's " +
+        "mean and standard deviation first, so one learning rate suits every base and weight " +
+        "source; the standardisation is folded into the dense layer when the model is saved.",
+    ),
+    code("const head = cxr.buildHead(config, acts);\nawait cxr.show(cxr.headView(head));"),
+    md(
+      `${h("Loss, optimiser, learning rates, class weights")}\n\n` +
+        "Binary cross-entropy, Adam, and Keras' `class_weight='balanced'` (n / (2 · n_class) " +
+        "per class, computed from the training labels). Early stopping watches validation " +
+        "ROC-AUC and, at the end of each phase, **restores the best epoch's weights**.",
+    ),
+    code(
+      "const setup = cxr.trainingSetup(config, acts);\nawait cxr.show(cxr.setupView(setup, acts));",
+    ),
+    md(
+      `${h("Phase 1: train the head on the frozen base")}\n\n` +
+        "`openRun` opens the run folder (checkpoints, history, MLflow) exactly as `cxr.train` " +
+        "does. `fitPhase1` then trains the head; its callbacks run in order after every epoch: " +
+        "the progress bar, early stopping, the checkpoint, the run record, MLflow. The curves " +
+        "mark the **best epoch**, the one whose weights are restored at the end of the phase " +
+        "(green); the table gives the model's sensitivity and specificity on validation at the " +
+        "threshold the recipe's rule picks there.",
+    ),
+    code(
+      "const run = await cxr.openRun(config, { data: runData, net, cut, acts });\n" +
+        "const phase1 = await cxr.fitPhase1(head, acts, setup, run.fitOptions());\n" +
+        "await cxr.show(\n" +
+        "  ...await cxr.fitView(phase1.history, head, acts, setup, config.thresholdMethod),\n" +
+        ");",
     ),
   ];
-  if (t.phase2) {
+  if (hasPhase2) {
     out.push(
-      md(`## 5. Phase 2: fine-tuning the last layers\n\n${t.phase2}`),
+      md(
+        `${h("Phase 2: unfreeze the last layers and fine-tune")}\n\n${t.phase2}\n\n` +
+          "`buildPhase2Model` puts the unfrozen tail (with its pretrained weights) under a copy " +
+          "of the phase-1 head; `fitPhase2` trains both on the cached frontier activations. To " +
+          "move the unfreeze point, change `phase2.unfreezeFrom` in the recipe and re-run from " +
+          "there: the trainable count, the frontier and the curves change with it.",
+      ),
       code(
-        "const run = await cxr.train(config);\n" +
-          "await cxr.show(...await cxr.trainingCurvesView(run.runDir));",
+        "const model = cxr.buildPhase2Model(config, net, cut, head);\n" +
+          "const phase2 = await cxr.fitPhase2(model, acts, setup, run.fitOptions(phase1.history));\n" +
+          "const history = phase2.history;\n" +
+          "await cxr.show(\n" +
+          "  ...await cxr.fitView(history, model, acts, setup, config.thresholdMethod),\n" +
+          ");",
       ),
     );
   } else {
     out.push(
       md(
-        "VGG16 is the baseline: no phase 2, the base stays frozen. The run is complete; the " +
-          "next cell just picks it up.",
+        "VGG16 is the baseline: no phase 2, the head on the frozen base is the model. (The " +
+          "recipe's `phase2` line shows how to fine-tune block 5 instead.)",
       ),
-      code("const run = await cxr.train(config);"),
+      code(
+        "// The head is the model, unless the recipe asks for a phase 2 (see Try this).\n" +
+          "const model = config.phase2 ? cxr.buildPhase2Model(config, net, cut, head) : head;\n" +
+          "const history = config.phase2\n" +
+          "  ? (await cxr.fitPhase2(model, acts, setup, run.fitOptions(phase1.history))).history\n" +
+          "  : phase1.history;\n" +
+          "if (config.phase2) {\n" +
+          "  await cxr.show(\n" +
+          "    ...await cxr.fitView(history, model, acts, setup, config.thresholdMethod),\n" +
+          "  );\n" +
+          "}",
+      ),
     );
   }
-  const n = t.phase2 ? 6 : 5;
   out.push(
     md(
-      `## ${n}. Clinical evaluation\n\n` +
-        "The decision threshold is chosen on **validation** (default: the highest specificity " +
-        "that keeps sensitivity ≥ 0.95, since a missed pneumonia costs more than a false alarm) " +
-        "and then applied unchanged to test. Every figure has a 95% bootstrap interval " +
-        "(resampling whole patients). Validation figures are **not** test figures: validation " +
-        "chose the stopping epoch and the threshold, and its images come from the same source " +
-        "as the training images.",
+      `${h("Predict validation and choose the threshold")}\n\n` +
+        "The model gives P(pneumonia) per image; a **threshold** turns it into a decision. It " +
+        "is chosen on **validation** only, then applied unchanged to test. `sens95` (the " +
+        "default) takes the highest specificity that keeps sensitivity ≥ 0.95, because a missed " +
+        "pneumonia costs more than a false alarm; `youden` maximises sensitivity + specificity; " +
+        "`0.5` is the usual fixed cut. The sweep shows the trade-off.",
     ),
-    code("await cxr.show(...await cxr.evaluationView(run.runDir));"),
+    code(
+      'const val = cxr.splitPredictions(model, acts, "val", setup);\n' +
+        "const threshold = cxr.chooseValThreshold(val, config.thresholdMethod);\n" +
+        "await cxr.show(...await cxr.thresholdView(val, threshold));",
+    ),
     md(
-      `## ${n + 1}. Grad-CAM: where does the net look?\n\n` +
+      `${h("Save the run")}\n\n` +
+        "`run.finish` writes what `cxr.train` writes at the end: predictions, the trained " +
+        "weights, the ONNX classifier (with this threshold), the evaluation, and the MLflow " +
+        "record. `deno task serve` can serve it from here.",
+    ),
+    code(
+      "const result = await run.finish(model, history, acts, setup);\n" +
+        "await cxr.show(cxr.markdown(`Run \\`${result.runId}\\` saved in \\`${result.runDir}\\`.`));",
+    ),
+    md(
+      `${h("Clinical evaluation")}\n\n` +
+        "Every figure has a 95% bootstrap interval (resampling whole patients), at the threshold " +
+        "chosen above. Validation figures are **not** test figures: validation chose the " +
+        "stopping epoch and the threshold, and its images come from the same source as the " +
+        "training images.",
+    ),
+    code("await cxr.show(...await cxr.evaluationView(result.runDir));"),
+    md(
+      `${h("Grad-CAM: where does the net look?")}\n\n` +
         "Grad-CAM weighs the last convolutional feature maps by the gradient of the score, " +
         "showing which regions pushed the decision. Below: the most confident right and wrong " +
         "cases of each class. A heatmap on the lungs is reassuring; one on text markers, " +
         "borders or devices is a warning sign of shortcut learning.",
     ),
-    code("await cxr.show(await cxr.gradcamView(run.runDir));"),
+    code("await cxr.show(await cxr.gradcamView(result.runDir));"),
     md(
-      `## ${n + 2}. MLflow\n\n` +
+      `${h("MLflow")}\n\n` +
         "Every run logs its parameters, per-epoch metrics, charts, evaluation and the ONNX " +
         "classifier to MLflow (a server when `MLFLOW_TRACKING_URI` is set, else the file store " +
         "that `mlflow ui` reads). If the server is down, records wait in a local spool; " +
         "`deno task mlflow:sync` replays them.",
     ),
-    code("await cxr.show(await cxr.mlflowView(run.runDir));"),
-    md(`## ${n + 3}. Reading the results`),
-    code("await cxr.show(await cxr.readingView(run.runDir));"),
+    code("await cxr.show(await cxr.mlflowView(result.runDir));"),
+    md(`${h("Reading the results")}`),
+    code("await cxr.show(await cxr.readingView(result.runDir));"),
+    md(
+      `${h("Try this")}\n\n` +
+        t.tryThis(trainableCount(t.net)).map((x, i) => `${i + 1}. ${x}`).join("\n") +
+        "\n\nThe next cell runs the class-weights experiment right here: the pooled features " +
+        "are cached, so a head trains in seconds.",
+    ),
+    code(
+      "// The same head without class weights: compare sensitivity and specificity at 0.5 and\n" +
+        "// at the recipe's rule (which moves the threshold to make up for the imbalance).\n" +
+        "const unweighted = cxr.buildHead(config, acts);\n" +
+        "await cxr.fitPhase1(unweighted, acts, { ...setup, classWeights: null }, { progress: false });\n" +
+        "await cxr.show(\n" +
+        "  cxr.compareHeadsView({ balanced: head, none: unweighted }, acts, setup, config.thresholdMethod),\n" +
+        ");",
+    ),
     md(
       `${t.closing}\n\n` +
         "Next: `deno task report` compares the three nets; `deno task serve --run <run-id>` " +

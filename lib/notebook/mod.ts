@@ -1,6 +1,7 @@
 /**
  * What the teaching notebooks import (`import * as cxr from "../lib/notebook/mod.ts"`): the
- * story steps, rich-output helpers, and training with the notebook's settings.
+ * story steps, the training steps of lib/training (the same functions `cxr.train` chains), the
+ * run folder they train in, what to show after each of them, and rich-output helpers.
  */
 import { resolveConfig, type TrainConfig, type TrainConfigInput } from "../training/config.ts";
 import { trainRun, type TrainRunResult } from "../training/run.ts";
@@ -9,7 +10,6 @@ import type { NotebookSettings } from "./steps.ts";
 import { type Displayable, table } from "./display.ts";
 
 export {
-  architectureView,
   evaluationView,
   exampleImages,
   exploreData,
@@ -19,8 +19,18 @@ export {
   preprocessingView,
   readingView,
   settingsView,
-  trainingCurvesView,
 } from "./steps.ts";
+export {
+  activationsView,
+  compareHeadsView,
+  cutView,
+  fitView,
+  headView,
+  netView,
+  setupView,
+  summaryView,
+  thresholdView,
+} from "./training.ts";
 export type { DataOverview, NotebookSettings } from "./steps.ts";
 export { robustnessView, type RobustnessViewOptions } from "./robustness.ts";
 export { html, imageGrid, markdown, png, show, table } from "./display.ts";
@@ -53,6 +63,8 @@ export type {
   RunData,
   TrainingSetup,
 } from "../training/mod.ts";
+export { type OpenRun, openRun } from "../training/run.ts";
+export { initBackend } from "../tf/backend.ts";
 export type { Displayable } from "./display.ts";
 
 /** The run's training configuration: the profile's defaults for this net, plus overrides. */

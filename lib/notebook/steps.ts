@@ -1,8 +1,8 @@
 /**
- * The steps the three teaching notebooks walk through, each one call that returns something
- * to look at: settings, the data and its imbalance, preprocessing, the architecture, training
- * curves, the clinical evaluation, Grad-CAM and the MLflow record. The notebooks stay short
- * because the work lives here and in the rest of lib/.
+ * The story around training in the three teaching notebooks, each one call that returns
+ * something to look at: settings, the data and its imbalance, preprocessing, then (after the
+ * training steps of lib/training, shown by ./training.ts) the clinical evaluation, Grad-CAM,
+ * the MLflow record and a reading of the numbers.
  */
 import sharp from "sharp";
 import { join } from "node:path";
@@ -11,12 +11,10 @@ import { leakCount, makeSplits, type SplitProtocol, type Splits } from "../data/
 import { decodeImage } from "../data/images.ts";
 import { NET_INFO } from "../models/registry.ts";
 import { getNetSpec } from "../models/registry.ts";
-import { withHead } from "../models/head.ts";
 import { preprocessInput } from "../models/preprocess.ts";
-import { summarize } from "../models/summary.ts";
 import type { NetName } from "../models/spec.ts";
 import { vegaDisplayWithSvg } from "../charts/render.ts";
-import { trainingCurves, type VlSpec } from "../charts/specs.ts";
+import type { VlSpec } from "../charts/specs.ts";
 import {
   evaluateRun,
   type Evaluation,
@@ -232,56 +230,6 @@ export async function preprocessingView(net: NetName, item: ImageItem): Promise<
     rows.push([`after '${spec.preprocessing}'`, outNames[c], ...stats(pre, c)]);
   }
   return table(rows, `${item.rel} through ${NET_INFO[net].displayName}'s preprocess_input`);
-}
-
-/** The architecture: totals, frozen vs trainable, and the layers around the cut. */
-export function architectureView(
-  net: NetName,
-  opts: { unfreezeFrom?: string | null; dropout?: number } = {},
-): Displayable[] {
-  const spec = withHead(
-    getNetSpec(net),
-    opts.dropout === undefined ? {} : { dropout: opts.dropout },
-  );
-  const from = opts.unfreezeFrom ?? null;
-  const base = summarize(spec, from ?? "head_pool");
-  const fmt = (n: number) => n.toLocaleString("en-US");
-  const rows: unknown[][] = [["layer", "kind", "output shape", "params", "trainable"]];
-  const show = (r: (typeof base.rows)[number]) => [
-    r.layer,
-    r.kind,
-    `(${r.outputShape.map((d) => d ?? "None").join(", ")})`,
-    fmt(r.params),
-    r.trainable ? "yes" : "frozen",
-  ];
-  const cut = base.rows.findIndex((r) => r.trainable);
-  const head = base.rows.slice(0, 4).map(show);
-  const aroundCut = base.rows.slice(Math.max(4, cut - 3)).map(show);
-  rows.push(...head, ["…", "", "", "", ""], ...aroundCut.slice(0, 40));
-  return [
-    table([
-      ["", "layers", "parameters"],
-      ["whole classifier", base.rows.length, fmt(base.totalParams)],
-      ["trainable", base.rows.filter((r) => r.trainable).length, fmt(base.trainableParams)],
-      ["frozen", base.rows.filter((r) => !r.trainable).length, fmt(base.nonTrainableParams)],
-    ], `${NET_INFO[net].displayName} + head, trainable from ${from ?? "head_pool (head only)"}`),
-    table(rows, "First layers, then the layers from just before the cut to the output"),
-  ];
-}
-
-/** Training curves of a run so far (loss, accuracy, AUC; phase 2 marked). */
-export async function trainingCurvesView(runDir: string): Promise<Displayable[]> {
-  const run = new RunFolder(runDir);
-  const history = await run.readHistory();
-  if (!history) throw new Error(`no ${run.historyPath} yet: train first`);
-  const config = await readRunConfig(runDir);
-  const label = config?.weights?.isImageNet === false ? ` — ${config.weights.label}` : "";
-  const net = NET_INFO[(config?.net ?? "vgg16") as NetName]?.displayName ?? "";
-  return [
-    await vegaDisplayWithSvg(
-      trainingCurves(history, { title: `${net}: training vs validation${label}` }),
-    ),
-  ];
 }
 
 async function predictions(runDir: string): Promise<Record<string, PredictionsFile>> {

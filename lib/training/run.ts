@@ -10,7 +10,6 @@ import { resolveConfig, runIdFor, type TrainConfig } from "./config.ts";
 import type { Callback, EpochRecord } from "./learner.ts";
 import type { HeadModel } from "./model.ts";
 import { abortCallback, recordCallback, trackerCallback, TrainingAborted } from "./callbacks.ts";
-import { discardCheckpoint, readCheckpointState, saveCheckpoint } from "./checkpoint.ts";
 import { saveTrainedModel } from "./export.ts";
 import {
   type Activations,
@@ -31,13 +30,12 @@ import {
   trainingSetup,
   weightsInfo,
 } from "./steps.ts";
-import { loadWeights } from "../models/weights/io.ts";
 import { AUGMENT_POLICY } from "../features/views.ts";
 import { evaluateRun, type Evaluation } from "../evaluation/evaluate.ts";
 import { PROBABILITY_OUTPUT, writeClassifierPackage } from "../inference/package.ts";
 import { openTracker } from "../tracking/tracker.ts";
 import type { Tracker } from "../tracking/types.ts";
-import { checkpointFiles, RunFolder, type RunStatus } from "../runs/mod.ts";
+import { RunFolder, type RunStatus } from "../runs/mod.ts";
 import { statusLine } from "../util/jupyter.ts";
 
 export { TrainingAborted };
@@ -105,9 +103,7 @@ export async function trainRun(
   const backend = await initBackend(opts.backend ?? "auto");
   const runId = runIdFor(config);
   const run = RunFolder.of(runId, opts.runsRoot);
-  const log = (msg: string) => {
-    if (opts.progress !== false) statusLine(`[train ${runId}] ${msg}`);
-  };
+  const log = runLog(runId, opts);
   const found = await run.readStatus();
   if (found?.status === "finished" && !opts.force) {
     log(`already finished (use --force to retrain): ${run.dir}`);
@@ -121,6 +117,29 @@ export async function trainRun(
   for (const w of data.warnings) log(`data: ${w}`);
   const net = await buildNet(config);
   const cut = chooseCut(net, config.phase2?.unfreezeFrom ?? null);
+  const ctx = await openContext(config, { run, previous, backend, data, net, cut }, opts);
+  try {
+    return await trainAndExport(ctx);
+  } catch (e) {
+    if (!(e instanceof TrainingAborted)) await markFailed(ctx, e as Error);
+    throw e;
+  }
+}
+
+function runLog(runId: string, opts: TrainRunOptions): (msg: string) => void {
+  return (msg) => {
+    if (opts.progress !== false) statusLine(`[train ${runId}] ${msg}`);
+  };
+}
+
+/** The MLflow run (new or resumed) and run.json saying "running": a run open for training. */
+async function openContext(
+  config: TrainConfig,
+  parts: Pick<RunContext, "run" | "previous" | "backend" | "data" | "net" | "cut">,
+  opts: TrainRunOptions,
+): Promise<RunContext> {
+  const runId = runIdFor(config);
+  const { run, previous } = parts;
   const tracker = await openRunTracker(config, runId, previous, opts.tracker);
   const status = startStatus(previous, tracker);
   // Created only now: a run failing on its data, weights or flags leaves no empty folder.
@@ -128,13 +147,62 @@ export async function trainRun(
     throw new Error(`cannot create the run folder ${run.dir} (CXR_OUTPUTS): ${e.message}`);
   });
   await run.writeStatus(status);
-  const ctx = { config, runId, run, opts, log, backend, data, net, cut, tracker, status, previous };
-  try {
-    return await trainAndExport(ctx);
-  } catch (e) {
-    if (!(e instanceof TrainingAborted)) await markFailed(ctx, e as Error);
-    throw e;
-  }
+  return { ...parts, config, runId, opts, log: runLog(runId, opts), tracker, status };
+}
+
+/** A run folder opened for the steps a notebook calls one cell at a time. */
+export interface OpenRun {
+  readonly runId: string;
+  readonly runDir: string;
+  /** What `fitPhase1` / `fitPhase2` need to save, resume and record as `trainRun` does. */
+  fitOptions(previousHistory?: EpochRecord[]): FitOptions;
+  /** Predictions, trained model, evaluation, ONNX classifier, MLflow; status "finished". */
+  finish(
+    model: HeadModel,
+    history: EpochRecord[],
+    acts: Activations,
+    setup: TrainingSetup,
+  ): Promise<TrainRunResult>;
+}
+
+/**
+ * Opens `config`'s run folder around steps already taken (data, net, cut, activations), as
+ * `trainRun` does between them and the fits: run.json, config.json, the MLflow run.
+ */
+export async function openRun(
+  input: TrainConfig,
+  parts: { data: RunData; net: Net; cut: Cut; acts: Activations },
+  opts: TrainRunOptions = {},
+): Promise<OpenRun> {
+  const config = resolveConfig(input, input.profile);
+  const backend = await initBackend(opts.backend ?? "auto");
+  const run = RunFolder.of(runIdFor(config), opts.runsRoot);
+  // --force starts over, MLflow included, as for trainRun.
+  const previous = opts.force ? null : await run.readStatus();
+  if (opts.force) await Deno.remove(run.dir, { recursive: true }).catch(() => {});
+  const { data, net, cut, acts } = parts;
+  const ctx = await openContext(config, { run, previous, backend, data, net, cut }, opts);
+  await recordStart(ctx, acts);
+  return {
+    runId: ctx.runId,
+    runDir: run.dir,
+    fitOptions: (previousHistory = []) => fitOptions(ctx, previousHistory),
+    finish: async (model, history, acts, setup) => {
+      try {
+        return await finishRun(ctx, acts, setup, model, history);
+      } catch (e) {
+        await markFailed(ctx, e as Error);
+        throw e;
+      }
+    },
+  };
+}
+
+/** config.json, and the run's MLflow parameters on its first attempt. */
+async function recordStart(ctx: RunContext, acts: Activations): Promise<void> {
+  for (const f of acts.features.stats.failed) ctx.log(`skipped ${f.item.rel}: ${f.error}`);
+  await ctx.run.writeConfig(await runConfigRecord(ctx, acts));
+  if (ctx.tracker && !ctx.previous) await logRunParams(ctx, ctx.tracker, acts);
 }
 
 /** What a finished run left: its history and evaluation (nothing is retrained). */
@@ -179,9 +247,7 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
     progress: opts.progress,
     cacheRoot: opts.cacheRoot,
   });
-  for (const f of acts.features.stats.failed) ctx.log(`skipped ${f.item.rel}: ${f.error}`);
-  await run.writeConfig(await runConfigRecord(ctx, acts));
-  if (ctx.tracker && !ctx.previous) await logRunParams(ctx, ctx.tracker, acts);
+  await recordStart(ctx, acts);
   const setup = trainingSetup(config, acts);
   const trained = await trainPhases(ctx, acts, setup);
   const { model, history } = trained;
@@ -190,6 +256,20 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
     model.dispose();
     return { runId, runDir: run.dir, history, evaluation: null, skipped: false };
   }
+  const result = await finishRun(ctx, acts, setup, model, history);
+  model.dispose();
+  return result;
+}
+
+/** After the fits: predictions, trained model, evaluation, ONNX classifier, MLflow, finished. */
+async function finishRun(
+  ctx: RunContext,
+  acts: Activations,
+  setup: TrainingSetup,
+  model: HeadModel,
+  history: EpochRecord[],
+): Promise<TrainRunResult> {
+  const { config, run, runId, opts } = ctx;
   await run.writeHistory(history);
   for (const split of ["val", "test"] as const) {
     if (acts.idx[split].length > 0) {
@@ -197,7 +277,6 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
     }
   }
   const weights = await saveTrainedModel(run, ctx.net, ctx.cut, model);
-  model.dispose();
   const evaluation = opts.skipEvaluation
     ? null
     : await evaluateRun(run.dir, { method: config.thresholdMethod });
@@ -229,41 +308,14 @@ async function trainPhases(
   setup: TrainingSetup,
 ): Promise<{ model: HeadModel; history: EpochRecord[]; paused: boolean }> {
   const head = buildHead(ctx.config, acts);
-  const history1 = await phase1(ctx, head, acts, setup);
+  // A phase 1 a previous attempt finished is restored by fitPhase1 (its checkpoint).
+  const { history: history1 } = await fitPhase1(head, acts, setup, fitOptions(ctx, []));
   if (!ctx.config.phase2) return { model: head, history: history1, paused: false };
   if (ctx.opts.untilPhase === 1) return { model: head, history: history1, paused: true };
   const model = buildPhase2Model(ctx.config, ctx.net, ctx.cut, head);
   const { history } = await fitPhase2(model, acts, setup, fitOptions(ctx, history1));
   head.dispose();
   return { model, history, paused: false };
-}
-
-/** Phase 1, or, when a previous attempt finished it, its saved weights and history. */
-async function phase1(
-  ctx: RunContext,
-  head: HeadModel,
-  acts: Activations,
-  setup: TrainingSetup,
-): Promise<EpochRecord[]> {
-  const dir = ctx.run.checkpointsDir;
-  const done = await readCheckpointState(dir, "phase1");
-  if (done) {
-    try {
-      head.setWeights(await loadWeights(checkpointFiles(dir, "phase1").weights));
-      ctx.log(`phase 1 already done (${done.history.length} epochs)`);
-      return done.history;
-    } catch (e) {
-      // phase 2's checkpoints grew from these weights: they go too, the run starts over
-      console.error(
-        `warning: checkpoint ${dir}/phase1 is damaged (${(e as Error).message}); ` +
-          `training starts over from the first epoch`,
-      );
-      for (const name of ["phase1", "last", "best"]) await discardCheckpoint(dir, name);
-    }
-  }
-  const { history, learner } = await fitPhase1(head, acts, setup, fitOptions(ctx, []));
-  await saveCheckpoint(dir, "phase1", learner, { earlyStopping: null, history });
-  return history;
 }
 
 /** The run's fit options: checkpoints to resume from, then status/history, MLflow, abort. */

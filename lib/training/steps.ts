@@ -25,7 +25,10 @@ import {
   discardCheckpoint,
   readCheckpointState,
   restoreCheckpoint,
+  saveCheckpoint,
 } from "./checkpoint.ts";
+import { loadWeights } from "../models/weights/io.ts";
+import { checkpointFiles } from "../runs/mod.ts";
 import type { TrainConfig } from "./config.ts";
 import { computeStandardization, HeadModel } from "./model.ts";
 import { balancedClassWeights } from "./metrics.ts";
@@ -376,10 +379,13 @@ export async function fitPhase2(
 }
 
 /**
- * Fits `learner` for `epochs` epochs of its phase with early stopping (best epoch restored),
- * resuming from `opts.checkpoints` when its `last` checkpoint is of this phase. A damaged
- * `last` (or `best`) is discarded with a warning and the phase starts over from its own start
- * (phase 2: the end of phase 1), which ends exactly like an uninterrupted run.
+ * Fits `learner` for `epochs` epochs of its phase with early stopping (best epoch restored).
+ * With `opts.checkpoints`: resumes from its `last` checkpoint when that is of this phase, saves
+ * `phase<n>` at the end, and a phase already saved there is restored instead of refit (a
+ * resumed run, a re-run notebook cell). A damaged `last` (or `best`) is discarded with a warning
+ * and the phase starts over from its own start (phase 2: the end of phase 1); a damaged
+ * `phase<n>` goes with every later checkpoint and the phase is refit. Either way the run ends
+ * exactly like an uninterrupted one.
  */
 export async function fitPhase(
   learner: Learner,
@@ -390,6 +396,25 @@ export async function fitPhase(
   const previousHistory = opts.previousHistory ?? [];
   const es = new EarlyStopping(setup.earlyStopping);
   const dir = opts.checkpoints;
+  const final = `phase${learner.phase}`;
+  // A phase that already ran to its end in this folder is restored, not refit.
+  const finished = dir ? await readCheckpointState(dir, final) : null;
+  if (dir && finished) {
+    try {
+      learner.model.setWeights(await loadWeights(checkpointFiles(dir, final).weights));
+      opts.log?.(`phase ${learner.phase} already done (${finished.history.length} epochs)`);
+      return finished.history;
+    } catch (e) {
+      // What came after grew from these weights: it goes too, and the phase is refit.
+      (opts.warn ?? console.error)(
+        `warning: checkpoint ${dir}/${final} is damaged (${(e as Error).message}); ` +
+          (learner.phase === 1
+            ? "training starts over from the first epoch"
+            : "phase 2 starts over from the end of phase 1"),
+      );
+      for (const name of [final, "phase2", "last", "best"]) await discardCheckpoint(dir, name);
+    }
+  }
   const last = dir ? await readCheckpointState(dir, "last") : null;
   let resuming = dir !== undefined && last?.phase === learner.phase;
   if (resuming && dir) {
@@ -420,7 +445,9 @@ export async function fitPhase(
   // A run killed after early stopping fired: only the best epoch is left to restore.
   if (resuming && last?.stopped) es.onFitEnd(learner);
   else await learner.fit(epochs);
-  return [...previousHistory, ...learner.history];
+  const history = [...previousHistory, ...learner.history];
+  if (dir) await saveCheckpoint(dir, final, learner, { earlyStopping: null, history });
+  return history;
 }
 
 /** 10. Probabilities of `model` on a split's images, one row per image (predictions file). */
