@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { join, relative } from "node:path";
+import { basename, join, relative } from "node:path";
 import { expectedNotebooks } from "../tools/make_notebooks.ts";
 import { executeNotebooks, NOTEBOOKS, runNotebooks } from "../lib/cli/notebooks.ts";
 import { PROJECT_ROOT, sharedDir } from "../lib/util/paths.ts";
@@ -17,7 +17,13 @@ import { checkNotebookHtml, CHROMIUM } from "./notebook_html.ts";
 interface NbCell {
   cell_type: string;
   source: string[];
-  outputs?: { output_type: string; data?: Record<string, unknown>; ename?: string }[];
+  outputs?: {
+    output_type: string;
+    data?: Record<string, unknown>;
+    ename?: string;
+    name?: string;
+    text?: string | string[];
+  }[];
   execution_count?: number | null;
 }
 
@@ -62,7 +68,7 @@ const STEP_CALLS = [
   "cxr.buildHead(",
   "cxr.trainingSetup(",
   "cxr.fitPhase1(",
-  "cxr.predictSplit(",
+  "cxr.splitPredictions(",
   "cxr.chooseValThreshold(",
 ];
 
@@ -77,7 +83,7 @@ const TRAIN_RUN_STEPS = [
   "fitPhase1",
   "buildPhase2Model",
   "fitPhase2",
-  "predictSplit",
+  "splitPredictions",
   "finishRun",
 ];
 
@@ -117,18 +123,35 @@ Deno.test("notebook cells call the training steps, the same functions cxr.train 
 const required = Deno.env.get("CXR_REQUIRE_NOTEBOOKS") === "1";
 const available = await hasNbclient();
 
+function cellOutputsText(cell: NbCell): string {
+  return (cell.outputs ?? []).map((o) => {
+    const plain = o.data?.["text/plain"] ?? o.text ?? "";
+    return Array.isArray(plain) ? plain.join("") : String(plain);
+  }).join("\n");
+}
+
+/** The "trainable" row of the netSummary table: [layers, parameters]. */
+function trainableCounts(nb: { cells: NbCell[] }): [number, number] {
+  const text = nb.cells.map(cellOutputsText).join("\n");
+  const m = text.match(/^trainable\s+([\d,]+)\s+([\d,]+)/m);
+  assert.ok(m, "no netSummary output");
+  return [Number(m[1].replace(/,/g, "")), Number(m[2].replace(/,/g, ""))];
+}
+
 Deno.test({
   name: "the three notebooks run top to bottom (quick profile, formula weights, shared data)",
   ignore: !available && !required,
   sanitizeResources: false,
   sanitizeOps: false,
-  fn: async () => {
+  fn: async (t) => {
     assert.ok(available, "python3-nbclient is required (CXR_REQUIRE_NOTEBOOKS=1)");
     const tmp = await Deno.makeTempDir({ prefix: "cxr-nb-" });
     const saved: Record<string, string | undefined> = {};
     const env: Record<string, string> = {
       CXR_WEIGHTS: "formula",
-      CXR_DATA: join(sharedDir(), "data", "chest_xray"),
+      // Relative, as a user would type it: the kernels run in notebooks/, so this only works
+      // when they resolve it from the launch directory as the CLI does.
+      CXR_DATA: relative(Deno.cwd(), join(sharedDir(), "data", "chest_xray")),
       CXR_OUTPUTS: join(tmp, "outputs"),
       CXR_PROFILE: "quick",
       MLFLOW_TRACKING_URI: "",
@@ -139,14 +162,20 @@ Deno.test({
     }
     try {
       const out = join(tmp, "executed");
-      const code = await runNotebooks(["--profile", "quick", "--out", out, "--no-html"]);
+      const code = await runNotebooks(["--profile", "quick", "--out", out]);
       assert.equal(code, 0, "a notebook cell failed (see the output above)");
+      const executed: Record<string, { cells: NbCell[] }> = {};
       for (const name of NOTEBOOKS) {
         const nb = JSON.parse(await Deno.readTextFile(join(out, `${name}.ipynb`))) as {
           cells: NbCell[];
         };
+        executed[name] = nb;
         const outputs = nb.cells.flatMap((c) => c.outputs ?? []);
         assert.ok(!outputs.some((o) => o.output_type === "error"), `${name}: error output`);
+        assert.ok(
+          !outputs.some((o) => o.output_type === "stream" && o.name === "stderr"),
+          `${name}: something was written to stderr`,
+        );
         const mimes = new Set(outputs.flatMap((o) => Object.keys(o.data ?? {})));
         for (const mime of ["application/vnd.vegalite.v5+json", "image/svg+xml", "text/html"]) {
           assert.ok(mimes.has(mime), `${name}: no ${mime} output (got ${[...mimes].join(", ")})`);
@@ -154,6 +183,28 @@ Deno.test({
         // The example X-rays and Grad-CAM overlays are inline PNGs inside HTML grids.
         const htmls = outputs.map((o) => String(o.data?.["text/html"] ?? "")).join("\n");
         assert.match(htmls, /data:image\/png;base64,/, `${name}: no inline image`);
+        // Every fit cell ends with the restored epoch and validation sens./spec./threshold.
+        const fits = nb.cells.filter((c) =>
+          c.source.join("").includes("cxr.fitView(") && (c.outputs ?? []).length > 0
+        );
+        assert.ok(fits.length >= 1, `${name}: no executed fit cell`);
+        for (const c of fits) {
+          const text = cellOutputsText(c);
+          assert.match(text, /best epoch \*\*\d+\*\* \(val_auc \d\.\d+\) restored/, name);
+          for (const w of ["threshold", "sensitivity", "specificity"]) {
+            assert.match(text, new RegExp(w));
+          }
+        }
+        // The threshold chosen in its cell is the one the saved run's evaluation applies.
+        const all = nb.cells.map(cellOutputsText).join("\n");
+        const chosen = all.match(/^(\S+) \(chosen\)\s+(\d\.\d+)/m);
+        assert.ok(chosen, `${name}: no threshold table`);
+        assert.match(
+          all,
+          new RegExp(`\\*\\*Threshold\\*\\* ${chosen[2]} \\(${chosen[1]}\\)`),
+          name,
+        );
+        assert.match(all, /Validation, same images, same features/, `${name}: try-this cell`);
       }
       // Each notebook logged its run to the server-less MLflow store.
       const mlruns = join(tmp, "outputs", "mlruns");
@@ -161,6 +212,70 @@ Deno.test({
         e.isDirectory && e.name !== ".trash" && e.name !== "0"
       );
       assert.ok(experiments.length >= 1, "no MLflow experiment written");
+      const index = await Deno.readTextFile(join(out, "index.html"));
+      for (const name of NOTEBOOKS) assert.match(index, new RegExp(`href="${name}.html"`));
+
+      await t.step({
+        name: "the HTML exports in headless Chromium: no stderr boxes, no overlapping captions",
+        ignore: !existsSync(CHROMIUM),
+        fn: async () => {
+          const shots = Deno.env.get("CXR_NOTEBOOK_SCREENSHOTS");
+          if (shots) await Deno.mkdir(shots, { recursive: true });
+          for (const name of NOTEBOOKS) {
+            const page = await checkNotebookHtml(
+              join(out, `${name}.html`),
+              shots ? join(shots, `${name}.png`) : undefined,
+            );
+            assert.deepEqual(page.stderrBoxes, [], `${name}: stderr output in the page`);
+            assert.deepEqual(page.captionProblems, [], `${name}: captions`);
+            // 8 example X-rays + the Grad-CAM grid.
+            assert.ok(page.figures >= 10, `${name}: ${page.figures} figures`);
+            assert.match(page.text, /restored/, `${name}: no restored epoch in the page`);
+          }
+        },
+      });
+
+      await t.step("an edited unfreeze point changes what the notebook reports", async () => {
+        // A reader changes the recipe cell and re-runs from there; executing a copy whose
+        // recipe says one dense layer deeper, up to the summary cell, is the cheap equivalent.
+        const original = JSON.parse(
+          await Deno.readTextFile(join(PROJECT_ROOT, "notebooks", "DenseNet121.ipynb")),
+        ) as { cells: NbCell[] };
+        const cells = original.cells.map((c) => ({ ...c, source: [...c.source] }));
+        const recipe = cells.findIndex((c) => c.source.join("").includes("cxr.trainingConfig("));
+        const summary = cells.findIndex((c) => c.source.join("").includes("cxr.netSummary("));
+        assert.ok(recipe > 0 && summary > recipe);
+        const from = '"conv5_block16_0_bn"';
+        assert.ok(
+          cells[recipe].source.join("").includes(from),
+          "the recipe names the unfreeze point",
+        );
+        cells[recipe].source = cells[recipe].source.map((l) =>
+          l.replace(from, '"conv5_block15_0_bn"')
+        );
+        // Beside the real notebooks, so that its `../lib` import resolves.
+        const beside = join(PROJECT_ROOT, "notebooks", `.edited-${crypto.randomUUID()}.ipynb`);
+        await Deno.writeTextFile(
+          beside,
+          JSON.stringify({ ...original, cells: cells.slice(0, summary + 1) }),
+        );
+        try {
+          const res = await executeNotebooks([beside], {
+            out: join(tmp, "edited"),
+            verbose: false,
+          });
+          assert.equal(res.code, 0, "the edited notebook failed");
+        } finally {
+          await Deno.remove(beside).catch(() => {});
+        }
+        const after = JSON.parse(
+          await Deno.readTextFile(join(tmp, "edited", basename(beside))),
+        ) as { cells: NbCell[] };
+        const [layers0, params0] = trainableCounts(executed.DenseNet121);
+        const [layers1, params1] = trainableCounts(after);
+        assert.ok(layers1 > layers0, `trainable layers ${layers0} -> ${layers1}`);
+        assert.ok(params1 > params0, `trainable parameters ${params0} -> ${params1}`);
+      });
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) Deno.env.delete(k);

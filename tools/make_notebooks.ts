@@ -38,9 +38,10 @@ const THRESHOLD_EXPERIMENT =
 
 const CLASS_WEIGHT_EXPERIMENT =
   '**Drop the class weights.** Set `classWeight: "none"` in the recipe and re-run from there ' +
-  "(or read the cell below, which trains that head next to the weighted one). At threshold 0.5 " +
-  "an unweighted head leans to the majority class: sensitivity up, specificity down. A threshold " +
-  "chosen on validation largely makes up for it — the ROC-AUC barely moves.";
+  "(or read the cell below, which trains that head next to the weighted one). Class weights " +
+  "exist so that the head does not simply lean to the majority class: compare sensitivity and " +
+  "specificity at the fixed 0.5 cut, then at the threshold chosen on validation, which moves to " +
+  "make up for the imbalance either way. Does the ROC-AUC (which ignores the threshold) change?";
 
 const NETS: NetText[] = [
   {
@@ -259,9 +260,15 @@ function cells(t: NetText): Cell[] {
         "`buildNet` is Keras' `" + t.title + "(include_top=False, weights=...)` plus the head: " +
         "the architecture comes from `lib/models/` (written like Keras' `applications/*.py`), " +
         "the weights from the chosen source. Their md5 is printed and recorded with the run, so " +
-        "a result always says what it started from.",
+        "a result always says what it started from. `initBackend` picks where tfjs computes " +
+        "(the frozen part runs in ONNX Runtime either way).",
     ),
-    code("const net = await cxr.buildNet(config);\nawait cxr.show(cxr.netView(net));"),
+    code(
+      '// tfjs trains here: "auto" picks tfjs-node (native) when installed, else WebAssembly.\n' +
+        'const backend = await cxr.initBackend("auto");\n' +
+        "const net = await cxr.buildNet(config);\n" +
+        "await cxr.show(cxr.netView(net, backend));",
+    ),
     md(
       `${h("What is frozen, and where to cut")}\n\n` +
         "Transfer learning keeps most of the pretrained base **frozen**: its weights do not " +

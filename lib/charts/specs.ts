@@ -147,7 +147,14 @@ export function trainingCurves(
     if (opts.restored?.length) {
       const height = opts.height ?? 200;
       layers.push({
-        data: { values: opts.restored.map((epoch) => ({ epoch, label: "restored" })) },
+        // Labels point inwards so that the last epoch's stays inside the panel.
+        data: {
+          values: opts.restored.map((epoch) => ({
+            epoch,
+            label: "restored",
+            right: epoch > (maxEpoch + 1) / 2,
+          })),
+        },
         layer: [
           {
             mark: { type: "rule", strokeWidth: 2, color: RESTORED, opacity: 0.7 },
@@ -156,11 +163,12 @@ export function trainingCurves(
               tooltip: [{ field: "epoch", type: "quantitative", title: "best epoch (restored)" }],
             },
           },
-          {
+          ...[true, false].map((right) => ({
+            transform: [{ filter: `${right ? "" : "!"}datum.right` }],
             mark: {
               type: "text",
-              align: "left",
-              dx: 3,
+              align: right ? "right" : "left",
+              dx: right ? -3 : 3,
               dy: -3,
               baseline: "bottom",
               color: RESTORED,
@@ -170,7 +178,7 @@ export function trainingCurves(
               y: { value: height },
               text: { field: "label" },
             },
-          },
+          })),
         ],
       });
     }

@@ -6,6 +6,7 @@
  * called in the notebook's cells, so a reader sees and can change them; these only display.
  */
 import { NET_INFO } from "../models/registry.ts";
+import type { BackendInfo } from "../tf/backend.ts";
 import { summarize } from "../models/summary.ts";
 import { vegaDisplayWithSvg } from "../charts/render.ts";
 import { thresholdSweepChart, trainingCurves } from "../charts/specs.ts";
@@ -35,18 +36,19 @@ const fmt = (n: number) => n.toLocaleString("en-US");
 const shape = (s: (number | null)[]) => `(${s.map((d) => d ?? "None").join(", ")})`;
 
 /** Step 2: the net built and the weights it starts from (which file, md5). */
-export function netView(net: Net): Displayable {
+export function netView(net: Net, backend?: BackendInfo): Displayable {
   const w = net.weights;
   return table([
     ["", "value"],
     ["architecture", `${NET_INFO[net.name].displayName}, include_top=False + head`],
-    ["base layers", net.base.layers.length],
+    ["base layers", String(net.base.layers.length)],
     ["base parameters", fmt(summarize(net.base).totalParams)],
     ["head", "GlobalAveragePooling2D → Dropout → Dense(1, sigmoid)"],
     ["weights", w.label + (w.isImageNet ? "" : " — not ImageNet")],
     ["weights source", w.path ?? w.source],
     ["weights md5 (float32, Keras order)", w.md5],
     ...(w.fileMd5 ? [["file md5", w.fileMd5]] : []),
+    ...(backend ? [["tfjs backend", `${backend.name} (${backend.detail})`]] : []),
   ], "buildNet: architecture and starting weights");
 }
 
@@ -65,9 +67,9 @@ export function summaryView(s: NetSummary, opts: { before?: number } = {}): Disp
   return [
     table([
       ["", "layers", "parameters"],
-      ["whole classifier", s.layers.total, fmt(s.params.total)],
-      ["trainable", s.layers.trainable, fmt(s.params.trainable)],
-      ["frozen", s.layers.frozen, fmt(s.params.frozen)],
+      ["whole classifier", fmt(s.layers.total), fmt(s.params.total)],
+      ["trainable", fmt(s.layers.trainable), fmt(s.params.trainable)],
+      ["frozen", fmt(s.layers.frozen), fmt(s.params.frozen)],
     ], `netSummary: trainable from ${s.trainableFrom}`),
     table(
       [["layer", "kind", "output shape", "params", ""], ["…", "", "", "", ""], ...layerRows],
@@ -103,9 +105,9 @@ export function activationsView(acts: Activations): Displayable {
       "train / val / test images",
       `${acts.idx.train.length} / ${acts.idx.val.length} / ${acts.idx.test.length}`,
     ],
-    ["read from cache", st.hits],
-    ["computed now (ONNX Runtime)", st.computed],
-    ["failed (reported, skipped)", st.failed.length],
+    ["read from cache", fmt(st.hits)],
+    ["computed now (ONNX Runtime)", fmt(st.computed)],
+    ["failed (reported, skipped)", fmt(st.failed.length)],
     ["time", `${st.seconds.toFixed(1)} s (${st.imgPerSec.toFixed(1)} img/s)`],
     ["cache folder", acts.features.cacheDir],
   ], `computeActivations: ${acts.features.outputs.join(", ")}`);
@@ -122,9 +124,9 @@ export function headView(head: HeadModel): Displayable {
     [
       "standardise",
       st ? `(x - mean) / std per feature, from train (${head.dim} features)` : "off",
-      0,
+      "0",
     ],
-    ["head_dropout", `Dropout(${head.dropout}) while training`, 0],
+    ["head_dropout", `Dropout(${head.dropout}) while training`, "0"],
     ["head_dense", `Dense(${head.dim} → 1), sigmoid`, fmt(head.dim + 1)],
   ], "buildHead");
 }
@@ -158,7 +160,7 @@ export function setupView(setup: TrainingSetup, acts: Activations): Displayable 
       "early stopping",
       `${es.monitor}, patience ${es.patience}${es.restoreBest ? ", best epoch restored" : ""}`,
     ],
-    ["seed", setup.seed],
+    ["seed", String(setup.seed)],
   ], "trainingSetup");
 }
 
@@ -197,6 +199,8 @@ export async function fitView(
   opts: { title?: string } = {},
 ): Promise<Displayable[]> {
   const restored = restoredEpochs(history, setup.earlyStopping).map((r) => r.epoch);
+  const phase = history.at(-1)?.phase ?? 1;
+  const title = opts.title ?? `After phase ${phase}: training vs validation`;
   const val = splitPredictions(model, acts, "val", setup);
   const chosen = chooseValThreshold(val, thresholdMethod);
   const m = computeMetrics(
@@ -205,7 +209,7 @@ export async function fitView(
     chosen.value,
   );
   return [
-    await vegaDisplayWithSvg(trainingCurves(history, { title: opts.title, restored })),
+    await vegaDisplayWithSvg(trainingCurves(history, { title, restored })),
     markdown(restoredText(history, setup)),
     table([
       ["validation", "value"],
