@@ -88,6 +88,7 @@ export function trainingCurves(
   if (history.length === 0) throw new Error("trainingCurves: history has no epochs");
   const phase2 = history.find((e) => e.phase === 2);
   const boundary = phase2 ? phase2.epoch - 0.5 : null;
+  const late = boundary !== null && boundary > (Math.max(...history.map((e) => e.epoch)) + 1) / 2;
   const maxEpoch = Math.max(...history.map((e) => e.epoch));
   const panels = CURVE_PANELS.map(({ key, title }) => {
     const values = history.flatMap((e) => [
@@ -134,7 +135,15 @@ export function trainingCurves(
             encoding: { x: { field: "epoch", type: "quantitative" } },
           },
           {
-            mark: { type: "text", align: "left", dx: 4, dy: 4, baseline: "top", color: "#555555" },
+            // Short phase 2 at the right: the label ends at the rule instead of leaving the panel.
+            mark: {
+              type: "text",
+              align: late ? "right" : "left",
+              dx: late ? -4 : 4,
+              dy: 4,
+              baseline: "top",
+              color: "#555555",
+            },
             encoding: {
               x: { field: "epoch", type: "quantitative" },
               y: { value: 0 },
@@ -147,12 +156,13 @@ export function trainingCurves(
     if (opts.restored?.length) {
       const height = opts.height ?? 200;
       layers.push({
-        // Labels point inwards so that the last epoch's stays inside the panel.
+        // Labels point inwards (the last epoch's stays inside the panel), one line each.
         data: {
-          values: opts.restored.map((epoch) => ({
+          values: opts.restored.map((epoch, i) => ({
             epoch,
             label: "restored",
             right: epoch > (maxEpoch + 1) / 2,
+            y: height - 3 - 13 * i,
           })),
         },
         layer: [
@@ -169,13 +179,12 @@ export function trainingCurves(
               type: "text",
               align: right ? "right" : "left",
               dx: right ? -3 : 3,
-              dy: -3,
               baseline: "bottom",
               color: RESTORED,
             },
             encoding: {
               x: { field: "epoch", type: "quantitative" },
-              y: { value: height },
+              y: { field: "y", type: "quantitative", scale: null },
               text: { field: "label" },
             },
           })),
