@@ -240,7 +240,8 @@ function cells(t: NetText): Cell[] {
             "(much lower) learning rate, so that the pretrained filters move gently.\n"
           : "- `phase2: null`: VGG16's base stays frozen (the original baseline).\n") +
         "- `augmentViews`: augmented views per training image (small shifts, rotations, " +
-        "contrast), each computed once through the frozen base; 0 = none.",
+        "contrast), each computed once through the frozen base and cached; each epoch draws " +
+        "one view per image; 0 = none.",
     ),
     code(
       "const config = cxr.trainingConfig(settings, {\n" +
@@ -250,7 +251,7 @@ function cells(t: NetText): Cell[] {
         (hasPhase2
           ? `  phase2: { unfreezeFrom: ${unfreeze}, lr: 1e-5 },\n`
           : '  phase2: null, // try { unfreezeFrom: "block5_conv3", epochs: 2 }\n') +
-        "  augmentViews: 0, // e.g. 2\n" +
+        "  augmentViews: settings.augmentViews, // the settings' value (CXR_AUGMENT_VIEWS); e.g. 2\n" +
         '  thresholdMethod: "sens95", // "sens95" | "youden" | "0.5"\n' +
         "});\n" +
         "await cxr.show(cxr.configView(config));",
@@ -299,7 +300,7 @@ function cells(t: NetText): Cell[] {
     ),
     code(
       "const runData = await cxr.loadData(config);\n" +
-        "const acts = await cxr.computeActivations(net, cut, runData);\n" +
+        "const acts = await cxr.computeActivations(config, net, cut, runData);\n" +
         "await cxr.show(cxr.activationsView(acts));",
     ),
     md(
