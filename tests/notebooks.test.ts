@@ -130,12 +130,13 @@ function cellOutputsText(cell: NbCell): string {
   }).join("\n");
 }
 
-/** The "trainable" row of the netSummary table: [layers, parameters]. */
-function trainableCounts(nb: { cells: NbCell[] }): [number, number] {
+/** The "trainable" rows of the notebook's netSummary tables: [layers, parameters] each. */
+function trainableCounts(nb: { cells: NbCell[] }): [number, number][] {
   const text = nb.cells.map(cellOutputsText).join("\n");
-  const m = text.match(/^trainable\s+([\d,]+)\s+([\d,]+)/m);
-  assert.ok(m, "no netSummary output");
-  return [Number(m[1].replace(/,/g, "")), Number(m[2].replace(/,/g, ""))];
+  const rows = [...text.matchAll(/^trainable\s+([\d,]+)\s+([\d,]+)/gm)];
+  assert.ok(rows.length > 0, "no netSummary output");
+  const n = (s: string) => Number(s.replace(/,/g, ""));
+  return rows.map((m) => [n(m[1]), n(m[2])]);
 }
 
 Deno.test({
@@ -235,47 +236,58 @@ Deno.test({
         },
       });
 
-      await t.step("an edited unfreeze point changes what the notebook reports", async () => {
-        // A reader changes the recipe cell and re-runs from there; executing a copy whose
-        // recipe says one dense layer deeper, up to the summary cell, is the cheap equivalent.
-        const original = JSON.parse(
-          await Deno.readTextFile(join(PROJECT_ROOT, "notebooks", "DenseNet121.ipynb")),
-        ) as { cells: NbCell[] };
-        const cells = original.cells.map((c) => ({ ...c, source: [...c.source] }));
-        const recipe = cells.findIndex((c) => c.source.join("").includes("cxr.trainingConfig("));
-        const summary = cells.findIndex((c) => c.source.join("").includes("cxr.netSummary("));
-        assert.ok(recipe > 0 && summary > recipe);
-        const from = '"conv5_block16_0_bn"';
-        assert.ok(
-          cells[recipe].source.join("").includes(from),
-          "the recipe names the unfreeze point",
-        );
-        cells[recipe].source = cells[recipe].source.map((l) =>
-          l.replace(from, '"conv5_block15_0_bn"')
-        );
-        // Beside the real notebooks, so that its `../lib` import resolves.
-        const beside = join(PROJECT_ROOT, "notebooks", `.edited-${crypto.randomUUID()}.ipynb`);
-        await Deno.writeTextFile(
-          beside,
-          JSON.stringify({ ...original, cells: cells.slice(0, summary + 1) }),
-        );
-        try {
-          const res = await executeNotebooks([beside], {
-            out: join(tmp, "edited"),
-            verbose: false,
-          });
-          assert.equal(res.code, 0, "the edited notebook failed");
-        } finally {
-          await Deno.remove(beside).catch(() => {});
-        }
-        const after = JSON.parse(
-          await Deno.readTextFile(join(tmp, "edited", basename(beside))),
-        ) as { cells: NbCell[] };
-        const [layers0, params0] = trainableCounts(executed.DenseNet121);
-        const [layers1, params1] = trainableCounts(after);
-        assert.ok(layers1 > layers0, `trainable layers ${layers0} -> ${layers1}`);
-        assert.ok(params1 > params0, `trainable parameters ${params0} -> ${params1}`);
-      });
+      await t.step(
+        "an edited unfreeze point, re-run in the same kernel, changes the counts",
+        async () => {
+          // What a reader does: run down to the summary, change the unfreeze point in the recipe
+          // cell, and re-run from there without restarting the kernel. nbclient runs cells once,
+          // so the copy lists the re-run cells a second time, the recipe edited.
+          const original = JSON.parse(
+            await Deno.readTextFile(join(PROJECT_ROOT, "notebooks", "DenseNet121.ipynb")),
+          ) as { cells: NbCell[] };
+          const cells = original.cells;
+          const recipe = cells.findIndex((c) => c.source.join("").includes("cxr.trainingConfig("));
+          const summary = cells.findIndex((c) => c.source.join("").includes("cxr.netSummary("));
+          assert.ok(recipe > 0 && summary > recipe);
+          const from = '"conv5_block16_0_bn"';
+          assert.ok(cells[recipe].source.join("").includes(from), "the recipe names the layer");
+          const edited = { ...cells[recipe], id: "edited-recipe" };
+          edited.source = edited.source.map((l) => l.replace(from, '"conv5_block15_0_bn"'));
+          const rerun = cells.slice(recipe + 1, summary + 1).map((c, k) => ({
+            ...c,
+            id: `rerun-${k}`,
+          }));
+          // Beside the real notebooks, so that its `../lib` import resolves.
+          const beside = join(PROJECT_ROOT, "notebooks", `.edited-${crypto.randomUUID()}.ipynb`);
+          await Deno.writeTextFile(
+            beside,
+            JSON.stringify({
+              ...original,
+              cells: [...cells.slice(0, summary + 1), edited, ...rerun],
+            }),
+          );
+          try {
+            const res = await executeNotebooks([beside], {
+              out: join(tmp, "edited"),
+              verbose: false,
+            });
+            assert.equal(res.code, 0, "the edited notebook failed");
+          } finally {
+            await Deno.remove(beside).catch(() => {});
+          }
+          const after = JSON.parse(
+            await Deno.readTextFile(join(tmp, "edited", basename(beside))),
+          ) as { cells: NbCell[] };
+          const counts = trainableCounts(after);
+          assert.equal(counts.length, 2, "two summaries: before and after the edit");
+          const [[layers0, params0], [layers1, params1]] = counts;
+          assert.deepEqual([layers0, params0], trainableCounts(executed.DenseNet121)[0]);
+          assert.ok(layers1 > layers0, `trainable layers ${layers0} -> ${layers1}`);
+          assert.ok(params1 > params0, `trainable parameters ${params0} -> ${params1}`);
+          const text = after.cells.map(cellOutputsText).join("\n");
+          assert.match(text, /conv5_block14_concat/, "the frontier moved with the cut");
+        },
+      );
     } finally {
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) Deno.env.delete(k);

@@ -408,6 +408,23 @@ function cells(t: NetText): Cell[] {
     ),
     code("await cxr.show(...await cxr.evaluationView(result.runDir));"),
     md(
+      `${h("Robustness to acquisition shifts")}\n\n` +
+        "A model tuned on one hospital's images meets other scanners, exposures and " +
+        "post-processing. The shift suite replays validation images with fixed, seeded shifts " +
+        "(contrast, gamma, brightness, blur, noise, resolution, JPEG, zoom, rotation, and an " +
+        "inversion as a sanity case) " +
+        "through the saved classifier, at the threshold chosen above: the specificity a shift " +
+        "leaves is the false-alarm rate a new site would see. The quick profile checks a few " +
+        "images at one severity; `full` (or `deno task robustness`) runs the whole suite.",
+    ),
+    code(
+      "// quick: 16 images at the middle severity (seconds); full: the suite's defaults.\n" +
+        'const shiftSuite = settings.profile === "quick"\n' +
+        "  ? { images: 16, severities: [2] as (1 | 2 | 3)[], iterations: 200 }\n" +
+        "  : {};\n" +
+        "await cxr.show(...await cxr.robustnessView(result.runDir, shiftSuite));",
+    ),
+    md(
       `${h("Grad-CAM: where does the net look?")}\n\n` +
         "Grad-CAM weighs the last convolutional feature maps by the gradient of the score, " +
         "showing which regions pushed the decision. Below: the most confident right and wrong " +

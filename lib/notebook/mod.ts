@@ -18,6 +18,7 @@ export {
   notebookSettings,
   preprocessingView,
   readingView,
+  robustnessView,
   settingsView,
 } from "./steps.ts";
 export {
