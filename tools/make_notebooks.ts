@@ -414,15 +414,12 @@ function cells(t: NetText): Cell[] {
         "(contrast, gamma, brightness, blur, noise, resolution, JPEG, zoom, rotation, and an " +
         "inversion as a sanity case) " +
         "through the saved classifier, at the threshold chosen above: the specificity a shift " +
-        "leaves is the false-alarm rate a new site would see. The quick profile checks a few " +
-        "images at one severity; `full` (or `deno task robustness`) runs the whole suite.",
+        "leaves is the false-alarm rate a new site would see. The notebook checks a few images at " +
+        "the strongest severity; `deno task robustness` runs the whole suite.",
     ),
     code(
-      "// quick: 16 images at the middle severity (seconds); full: the suite's defaults.\n" +
-        'const shiftSuite = settings.profile === "quick"\n' +
-        "  ? { images: 16, severities: [2] as (1 | 2 | 3)[], iterations: 200 }\n" +
-        "  : {};\n" +
-        "await cxr.show(...await cxr.robustnessView(result.runDir, shiftSuite));",
+      "// A small suite: 24 images at the strongest severity (see robustnessView's options).\n" +
+        "await cxr.show(...await cxr.robustnessView(result.runDir));",
     ),
     md(
       `${h("Grad-CAM: where does the net look?")}\n\n` +

@@ -18,7 +18,6 @@ export {
   notebookSettings,
   preprocessingView,
   readingView,
-  robustnessView,
   settingsView,
 } from "./steps.ts";
 export {

@@ -26,12 +26,6 @@ import {
 } from "../evaluation/evaluate.ts";
 import { RunFolder } from "../runs/mod.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
-import { robustnessSummaryLine } from "../evaluation/robustness.ts";
-import {
-  robustnessChart,
-  robustnessForRuns,
-  type RobustnessRunOptions,
-} from "../evaluation/robustness_runs.ts";
 import { dataDir, outputsDir, resolveUserPath } from "../util/paths.ts";
 import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
 import { redactUri } from "../tracking/uri.ts";
@@ -308,34 +302,6 @@ export async function evaluationView(runDir: string): Promise<Displayable[]> {
     ),
     table(rows, `95% bootstrap CIs (${evaluation.bootstrap.iterations} resamples)${label}`),
     ...charts,
-  ];
-}
-
-/**
- * The shift-robustness suite (lib/evaluation/robustness.ts) on the run's validation images:
- * specificity, sensitivity and AUC at the run's threshold under each acquisition shift, and the
- * worst one. Also writes robustness.json and the heat map into the run, as `deno task robustness`.
- */
-export async function robustnessView(
-  runDir: string,
-  opts: RobustnessRunOptions = {},
-): Promise<Displayable[]> {
-  const [r] = await robustnessForRuns([runDir], opts);
-  const pct = (v: number) => Number.isFinite(v) ? `${(100 * v).toFixed(0)}%` : "n/a";
-  const rows: unknown[][] = [["shift", "severity", "ROC-AUC", "sensitivity", "specificity"]];
-  for (const c of r.conditions) {
-    rows.push([
-      c.shift,
-      String(c.severity),
-      c.rocAuc.toFixed(3),
-      pct(c.sensitivity),
-      `${pct(c.specificity)} [${pct(c.ci.specificity[0])}–${pct(c.ci.specificity[1])}]`,
-    ]);
-  }
-  return [
-    markdown(`**${robustnessSummaryLine(r, NET_INFO[r.net as NetName]?.displayName)}**`),
-    await vegaDisplayWithSvg(robustnessChart([r])),
-    table(rows, `${r.images.n} validation images, threshold ${r.threshold.value.toFixed(3)}`),
   ];
 }
 
