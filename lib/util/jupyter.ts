@@ -58,11 +58,6 @@ export class LiveDisplay {
       .then(() => this.kernel.display(bundle, { raw: true, display_id: this.id, update }))
       .catch(() => {});
   }
-
-  /** Resolves when every update so far has been sent. */
-  flushed(): Promise<void> {
-    return this.#pending;
-  }
 }
 
 /** A LiveDisplay when inside a kernel, else null. */

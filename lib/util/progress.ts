@@ -154,11 +154,6 @@ export class Progress {
     return `<div style="font-family:monospace;font-size:12px">${bar}${esc(this.line())}</div>`;
   }
 
-  /** Resolves once a notebook has been sent the last update (no-op elsewhere). */
-  async flushed(): Promise<void> {
-    await this.live?.flushed();
-  }
-
   private draw(final: boolean): void {
     if (this.quiet) return;
     if (this.live) this.live.update({ "text/html": this.html(), "text/plain": this.line() });
