@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import sharp from "sharp";
 import { join } from "node:path";
 import { decodeImage, ImageDecodeError } from "../lib/data/images.ts";
-import { decodeDicom, decodeRle, toDisplayGrey } from "../lib/data/dicom.ts";
+import { decodeDicom, decodeRle, inflateCapped, toDisplayGrey } from "../lib/data/dicom.ts";
+import { deflateSync } from "fflate";
 import { scanDataset } from "../lib/data/dataset.ts";
 import { readLabelledFolder } from "../lib/data/labelled.ts";
 import { corpusRows, DICOM_DIR, hasCorpus } from "./dicom_fixtures.ts";
@@ -228,4 +229,50 @@ Deno.test("display pipeline: rescale, PS3.3 C.11.2.1.2 windows, MONOCHROME1, pix
     toDisplayGrey([0, 4], { ...base, center: 2, width: 0.5 }).window.source,
     "pixel range",
   );
+});
+
+/** A minimal Part-10 file whose dataset is deflated (transfer syntax 1.2.840.10008.1.2.1.99). */
+function deflatedDicom(dataset: Uint8Array): Uint8Array {
+  const uid = new TextEncoder().encode("1.2.840.10008.1.2.1.99");
+  const meta = new Uint8Array(8 + uid.length);
+  meta.set([0x02, 0x00, 0x10, 0x00, 0x55, 0x49, uid.length, 0]);
+  meta.set(uid, 8);
+  const body = deflateSync(dataset);
+  const out = new Uint8Array(132 + meta.length + body.length);
+  out.set(new TextEncoder().encode("DICM"), 128);
+  out.set(meta, 132);
+  out.set(body, 132 + meta.length);
+  return out;
+}
+
+/** Explicit VR LE elements: a 2x2 MONOCHROME2 8-bit image. */
+function tinyDataset(): Uint8Array {
+  const parts: number[] = [];
+  const el = (g: number, e: number, vr: string, value: number[]) => {
+    parts.push(g & 255, g >> 8, e & 255, e >> 8, vr.charCodeAt(0), vr.charCodeAt(1));
+    if (vr === "OB") parts.push(0, 0, value.length & 255, value.length >> 8, 0, 0);
+    else parts.push(value.length & 255, value.length >> 8);
+    parts.push(...value);
+  };
+  const us = (v: number) => [v & 255, v >> 8];
+  el(0x0028, 0x0002, "US", us(1));
+  el(0x0028, 0x0004, "CS", [..."MONOCHROME2 "].map((c) => c.charCodeAt(0)));
+  el(0x0028, 0x0010, "US", us(2));
+  el(0x0028, 0x0011, "US", us(2));
+  el(0x0028, 0x0100, "US", us(8));
+  el(0x0028, 0x0101, "US", us(8));
+  el(0x0028, 0x0102, "US", us(7));
+  el(0x0028, 0x0103, "US", us(0));
+  el(0x7fe0, 0x0010, "OB", [0, 85, 170, 255]);
+  return new Uint8Array(parts);
+}
+
+Deno.test("deflated DICOM: decodes, and inflation stops at its cap (no zip bomb)", async () => {
+  const img = await decodeDicom(deflatedDicom(tinyDataset()));
+  assert.deepEqual([img.width, img.height, img.channels], [2, 2, 1]);
+  assert.deepEqual([...img.pixels], [0, 85, 170, 255]);
+  const bomb = deflateSync(new Uint8Array(8 * 1024 * 1024));
+  assert.ok(bomb.length < 64 * 1024);
+  assert.throws(() => inflateCapped(bomb, 1024 * 1024), /inflates past 1 MB/);
+  assert.equal(inflateCapped(bomb, 16 * 1024 * 1024).length, 8 * 1024 * 1024);
 });

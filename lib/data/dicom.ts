@@ -18,7 +18,7 @@
  */
 import dicomParser from "dicom-parser";
 import sharp from "sharp";
-import { inflateSync } from "fflate";
+import { Inflate } from "fflate";
 
 /** A DICOM problem stated for a person; `code` is stable for the API. */
 export class DicomError extends Error {
@@ -67,10 +67,11 @@ export interface DicomImage {
 }
 
 const EXPLICIT_LE = "1.2.840.10008.1.2.1";
+const DEFLATED_LE = "1.2.840.10008.1.2.1.99";
 const TRANSFER_SYNTAXES: Record<string, string> = {
   "1.2.840.10008.1.2": "Implicit VR Little Endian",
   [EXPLICIT_LE]: "Explicit VR Little Endian",
-  "1.2.840.10008.1.2.1.99": "Deflated Explicit VR Little Endian",
+  [DEFLATED_LE]: "Deflated Explicit VR Little Endian",
   "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
   "1.2.840.10008.1.2.5": "RLE Lossless",
   "1.2.840.10008.1.2.4.50": "JPEG Baseline (Process 1)",
@@ -143,18 +144,51 @@ export async function isDicomFile(path: string): Promise<boolean> {
   }
 }
 
+/** A deflated dataset may not inflate past this: a small upload must not become gigabytes. */
+const MAX_INFLATED_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Inflates raw deflate data, refusing output beyond `cap` bytes. The input is pushed in small
+ * pieces so a "zip bomb" is stopped after a few megabytes, not after it has filled memory.
+ */
+export function inflateCapped(data: Uint8Array, cap: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const inflater = new Inflate((chunk) => {
+    total += chunk.length;
+    if (total > cap) {
+      throw new DicomError(
+        "unsupported_image",
+        `the deflated DICOM dataset inflates past ${Math.round(cap / 2 ** 20)} MB`,
+      );
+    }
+    chunks.push(chunk);
+  });
+  const piece = 16 * 1024;
+  for (let at = 0; at < data.length; at += piece) {
+    inflater.push(data.subarray(at, at + piece), at + piece >= data.length);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 function parse(bytes: Uint8Array): { ds: dicomParser.DataSet; ts: string } {
   const bare = hasPreamble(bytes) ? null : bareDataset(bytes);
   if (!hasPreamble(bytes) && !bare) {
     throw new DicomError("not_dicom", "not a DICOM file (no DICM signature, no DICOM dataset)");
   }
+  let deflated = false;
   const options: dicomParser.ParseDicomOptions = {
+    // dicom-parser 1.8 parses the returned array from offset 0 (its own inflaters keep the
+    // header in front, which it then misreads), so hand it the inflated dataset alone.
     inflater: ((arr: Uint8Array, position: number) => {
-      const inflated = inflateSync(arr.subarray(position));
-      const out = new Uint8Array(position + inflated.length);
-      out.set(arr.subarray(0, position));
-      out.set(inflated, position);
-      return out;
+      deflated = true;
+      return inflateCapped(arr.subarray(position), MAX_INFLATED_BYTES);
     }) as unknown as dicomParser.ParseDicomOptions["inflater"],
   };
   if (bare) options.TransferSyntaxUID = bare === "explicit" ? EXPLICIT_LE : "1.2.840.10008.1.2";
@@ -162,6 +196,8 @@ function parse(bytes: Uint8Array): { ds: dicomParser.DataSet; ts: string } {
   try {
     ds = dicomParser.parseDicom(bytes, options);
   } catch (e) {
+    const inner = (e as { exception?: unknown } | null)?.exception ?? e;
+    if (inner instanceof DicomError) throw inner;
     const why = errText(e);
     throw new DicomError(
       "corrupt_dicom",
@@ -170,6 +206,8 @@ function parse(bytes: Uint8Array): { ds: dicomParser.DataSet; ts: string } {
         : `unreadable DICOM (truncated or corrupt): ${why}`,
     );
   }
+  // After inflation the header's elements point into the original bytes, not ds.byteArray.
+  if (deflated) return { ds, ts: DEFLATED_LE };
   const ts = options.TransferSyntaxUID ?? ds.string("x00020010")?.replace(/\0/g, "").trim() ??
     EXPLICIT_LE;
   return { ds, ts };

@@ -20,19 +20,10 @@
  * URI never holds credentials (`mlflow:sync` takes them from the environment). A hung server
  * costs a run at most `stallBudgetMs` in total; after that the run only spools.
  */
-import {
-  appendFile,
-  cp,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { appendFile, cp, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { outputsDir } from "../util/paths.ts";
+import { writeFileAtomic } from "../util/fs.ts";
 import { MlflowApiError, MlflowRestClient, MlflowUnavailableError } from "./rest.ts";
 import { redactUri, splitCredentials } from "./uri.ts";
 import { modelHistoryEntry, writeOnnxModelDir } from "./mlmodel.ts";
@@ -179,11 +170,9 @@ export class Spool {
     return this.records.filter((r) => r.seq >= this.state.acked).length;
   }
 
-  /** Saved via a temporary file + rename so a crash never leaves half a state. */
+  /** Saved atomically so a crash never leaves half a state. */
   async saveState(): Promise<void> {
-    const tmp = join(this.dir, "state.json.tmp");
-    await writeFile(tmp, JSON.stringify(this.state, null, 1));
-    await rename(tmp, join(this.dir, "state.json"));
+    await writeFileAtomic(join(this.dir, "state.json"), JSON.stringify(this.state, null, 1));
   }
 
   async append(record: SpoolRecord): Promise<void> {
