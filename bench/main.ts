@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { PROJECT_ROOT } from "../lib/util/paths.ts";
 
-export const BENCHES = ["data", "onnx", "training", "serving"] as const;
+export const BENCHES = ["data", "onnx", "training", "augment", "serving"] as const;
 
 /** Runs the named benchmarks in turn; returns the names that failed. */
 export async function runBenches(names: readonly string[]): Promise<string[]> {

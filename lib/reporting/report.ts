@@ -233,6 +233,15 @@ function readingBullets(runs: RunSummary[]): string[] {
         `of ${pct(lo)}–${pct(hi)}. Such a set can reveal a broken model, not rank good ones.`,
     );
   }
+  for (const r of runs.filter((r) => r.config?.net === "ensemble")) {
+    const c = r.config as { combine?: string; members?: { net?: string }[] };
+    out.push(
+      `**${r.model}** (\`${r.runId}\`): the ${
+        c.combine === "logit" ? "sigmoid of the mean logit" : "mean probability"
+      } of ${(c.members ?? []).map((m) => displayName(m.net)).join(", ")}, with its own ` +
+        `threshold chosen on the combined validation scores only.`,
+    );
+  }
   const notImageNet = runs.filter((r) => r.evaluation.notImageNet);
   if (notImageNet.length) {
     out.push(
