@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { sharedDir } from "../lib/util/paths.ts";
-import { limitRows, rssMb, type ServerProcess, waitReady } from "./serving_limits.ts";
+import { limitRows, rssMb, type ServerProcess, stop, waitReady } from "./serving_limits.ts";
 import { loadAverage, printTable } from "./anchors.ts";
 
 const { values } = parseArgs({
@@ -277,10 +277,7 @@ async function throughput(imgs: Uint8Array[]) {
     for (const [k, v, g] of rows) console.log(`${k.padEnd(w)}  ${v.padStart(16)}  ${g}`);
     for (const [k, v] of Object.entries(unexpected)) console.log(`  unexpected: ${k} x${v}`);
   } finally {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await child.status;
+    await stop(child);
   }
 }
 
@@ -331,10 +328,7 @@ async function batchingPass(imgs: Uint8Array[], maxBatch: number) {
     const perCall = after ? (after.images - before.images) / (after.batches - before.batches) : 1;
     return { p50: quantile(seq.wall, 0.5), ...load, perCall, rss: rssMb(child.pid) };
   } finally {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    await child.status;
+    await stop(child);
   }
 }
 

@@ -42,7 +42,8 @@ export async function waitReady(url: string) {
   throw new Error("server not ready after 120 s");
 }
 
-async function stop(child: Deno.ChildProcess) {
+/** Stops a server process and waits for it (nothing to do when it already exited). */
+export async function stop(child: Deno.ChildProcess) {
   try {
     child.kill("SIGTERM");
   } catch { /* already gone */ }
