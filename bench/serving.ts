@@ -9,7 +9,9 @@
  * batched/unbatched (goal >= 1.8), printed with the load average before and after.
  *
  *   deno run -A bench/serving.ts [--run <run-id|dir>] [--requests 1000] [--concurrency 16]
- *                                [--batch-requests 192] [--batching-only]
+ *                                [--batch-requests 192] [--batching-only] [--baseline <checkout>]
+ * --baseline adds the server of another checkout (e.g. main before a change, its own defaults)
+ * to the batching table, so "today's" throughput is measured in the same run too.
  * Without --run it serves the DenseNet121 demo classifier (formula weights, not ImageNet).
  */
 import { parseArgs } from "node:util";
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     "limits-only": { type: "boolean", default: false },
     "batching-only": { type: "boolean", default: false },
     "batch-requests": { type: "string", default: "192" },
+    baseline: { type: "string" },
   },
 });
 const TOTAL = Number(values.requests);
@@ -131,11 +134,14 @@ function pickKind(i: number): Kind {
   return KINDS[0].kind;
 }
 
-async function startServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
+async function startServerProcess(
+  extraArgs: string[] = [],
+  checkout = join(import.meta.dirname!, ".."),
+): Promise<ServerProcess> {
   const args = [
     "run",
     "-A",
-    join(import.meta.dirname!, "..", "lib", "cli", "serve.ts"),
+    join(checkout, "lib", "cli", "serve.ts"),
     "--port",
     "0",
     "--quiet",
@@ -314,16 +320,17 @@ async function goodLoad(url: string, imgs: Uint8Array[], total: number) {
 }
 
 /** One server, batched or not: sequential p50, 16-way throughput, peak RSS. */
-async function batchingPass(imgs: Uint8Array[], maxBatch: number) {
-  const { url, child } = await startServerProcess(["--max-batch", String(maxBatch)]);
+async function batchingPass(imgs: Uint8Array[], maxBatch: number | null, checkout?: string) {
+  const args = maxBatch === null ? [] : ["--max-batch", String(maxBatch)];
+  const { url, child } = await startServerProcess(args, checkout);
   try {
     await waitReady(url);
     await sequential(url, imgs, 3, "");
     await goodLoad(url, imgs, CONCURRENCY); // warm-up: ORT's first batch of each size
     const seq = await sequential(url, imgs, 30, "");
-    const before = (await (await fetch(`${url}/readyz`)).json()).batching;
+    const before = (await (await fetch(`${url}/readyz`)).json()).batching ?? null;
     const load = await goodLoad(url, imgs, Number(values["batch-requests"]));
-    const after = (await (await fetch(`${url}/readyz`)).json()).batching;
+    const after = (await (await fetch(`${url}/readyz`)).json()).batching ?? null;
     // Images per ORT call during the 16-way load (1 when batching is off).
     const perCall = after ? (after.images - before.images) / (after.batches - before.batches) : 1;
     return { p50: quantile(seq.wall, 0.5), ...load, perCall, rss: rssMb(child.pid) };
@@ -335,9 +342,19 @@ async function batchingPass(imgs: Uint8Array[], maxBatch: number) {
 /** Batched vs unbatched in the same run: the ratio is the figure, absolute ones sit by the load. */
 async function batching(imgs: Uint8Array[]) {
   const before = loadAverage();
+  const base = values.baseline ? await batchingPass(imgs, null, values.baseline) : null;
   const off = await batchingPass(imgs, 1);
   const on = await batchingPass(imgs, 16);
   const after = loadAverage();
+  if (base) {
+    console.log(
+      `\nbaseline ${values.baseline} (its own defaults): ${
+        base.imgPerSec.toFixed(1)
+      } img/s at ${CONCURRENCY}-way, sequential p50 ${base.p50.toFixed(1)} ms, peak RSS ${
+        base.rss.toFixed(1)
+      } MB; batched/baseline ${(on.imgPerSec / base.imgPerSec).toFixed(2)} (goal >= 1.8)`,
+    );
+  }
   const f = (x: number) => x.toFixed(1);
   console.log(
     `\nbatching (${values.run ?? "demo DenseNet121"}; ${
