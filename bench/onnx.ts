@@ -140,10 +140,14 @@ for (const net of nets) {
   const raws: number[] = [];
   const refs: number[] = [];
   const spins: number[] = [];
+  const runs = [
+    () => rawOrt(ours, IMAGE_INPUT, pixels, batch).then((x) => raws.push(x)),
+    () => rawOrt(reference, refInput, prepared, batch).then((x) => refs.push(x)),
+    () => rawOrt(spinning, IMAGE_INPUT, pixels, batch).then((x) => spins.push(x)),
+  ];
+  // Each round in another order, so a load that drifts during the run favours no one.
   for (let r = 0; r < rounds; r++) {
-    raws.push(await rawOrt(ours, IMAGE_INPUT, pixels, batch));
-    refs.push(await rawOrt(reference, refInput, prepared, batch));
-    spins.push(await rawOrt(spinning, IMAGE_INPUT, pixels, batch));
+    for (let k = 0; k < runs.length; k++) await runs[(k + r) % runs.length]();
   }
   for (const m of [ours, reference, spinning]) await m.close();
   const raw = median(raws);
