@@ -176,3 +176,23 @@ Deno.test("features: float16 storage halves entries and stays within 1e-3", opts
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test(
+  "features: an export that fails stops the decode worker started beside it",
+  opts,
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "cxr-features-" });
+    try {
+      const broken = new Map(weights.weights);
+      broken.delete("c1"); // the first conv's weights
+      const t = performance.now();
+      await assert.rejects(
+        extractFeatures(request(root, images, { weights: { weights: broken, md5: "broken" } })),
+        /missing weight c1/,
+      );
+      assert.ok(performance.now() - t < 60_000, "returned (the worker did not keep it waiting)");
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);

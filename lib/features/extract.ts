@@ -14,7 +14,7 @@ import { sha256Hex } from "../data/images.ts";
 import { loadBatches } from "../data/loader.ts";
 import { loadBatchesInWorker } from "./decode_worker.ts";
 import { exportOnnx, IMAGE_INPUT } from "../onnx/export.ts";
-import { openSession } from "../onnx/session.ts";
+import { type OnnxModel, openSession } from "../onnx/session.ts";
 import { Progress } from "../util/progress.ts";
 import type { IntensityMode } from "../data/intensity.ts";
 import type { Shift } from "../data/shifts.ts";
@@ -237,11 +237,21 @@ async function computeMisses<T extends FeatureItem>(
   found: Lookup<T>,
 ): Promise<{ computed: number; seconds: number }> {
   const { spec, shapes, size } = layout;
-  const bytes = exportOnnx(spec, req.weights.weights, {
-    outputs: req.outputs,
-    preprocessing: spec.preprocessing,
-  });
-  const model = await openSession(bytes, { threads: req.threads });
+  // Decoding starts first, so the worker's start-up and the first batch overlap the export.
+  const batches = decodedBatches(req, found.misses, size);
+  const first = batches.next();
+  first.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+  let model: OnnxModel;
+  try {
+    const bytes = exportOnnx(spec, req.weights.weights, {
+      outputs: req.outputs,
+      preprocessing: spec.preprocessing,
+    });
+    model = await openSession(bytes, { threads: req.threads });
+  } catch (e) {
+    await batches.return(undefined); // stops the decode worker
+    throw e;
+  }
   const t0 = performance.now(); // computedPerSec: decode + inference + writes, not export
   const progress = new Progress(`features ${req.net}`, {
     total: found.misses.length,
@@ -252,7 +262,8 @@ async function computeMisses<T extends FeatureItem>(
   let computed = 0;
   let pendingWrites: Promise<unknown> = Promise.resolve();
   try {
-    for await (const batch of decodedBatches(req, found.misses, size)) {
+    for (let r = await first; !r.done; r = await batches.next()) {
+      const batch = r.value;
       for (const f of batch.failed) {
         found.failed.push({ item: req.items[f.item.index], error: f.error });
       }
@@ -278,6 +289,7 @@ async function computeMisses<T extends FeatureItem>(
     }
     await pendingWrites;
   } finally {
+    await batches.return(undefined);
     await model.close();
   }
   progress.done({ hits: found.hits, computed, failed: found.failed.length });
