@@ -182,7 +182,11 @@ export async function openRun(
   if (opts.force) await Deno.remove(run.dir, { recursive: true }).catch(() => {});
   const { data, net, cut, acts } = parts;
   const ctx = await openContext(config, { run, previous, backend, data, net, cut }, opts);
-  await recordStart(ctx, acts);
+  // run.json already says "running": a failure from here on must say so (as in trainRun).
+  await recordStart(ctx, acts).catch(async (e) => {
+    await markFailed(ctx, e as Error);
+    throw e;
+  });
   return {
     runId: ctx.runId,
     runDir: run.dir,
