@@ -49,3 +49,24 @@ Deno.test("limiter: a job timing out in the queue leaves it and never runs", asy
   assert.equal(ran, false);
   assert.equal(limiter.active, 0);
 });
+
+Deno.test("limiter: a deadline already passed is answered 504 at once, even with no slot free", async () => {
+  const limiter = new ConcurrencyLimiter(1, 4);
+  let release!: () => void;
+  const busy = limiter.run(() => new Promise<void>((r) => (release = r)));
+  const ctl = new AbortController();
+  ctl.abort(new HttpError(504, "timeout", "past the deadline"));
+  let ran = false;
+  const late = status(limiter.run(() => {
+    ran = true;
+    return Promise.resolve();
+  }, ctl.signal));
+  const first = await Promise.race([late, sleep(200).then(() => "still waiting")]);
+  assert.equal(first, 504, "not left waiting in the queue for a slot");
+  assert.equal(limiter.queued, 0);
+  release();
+  await busy;
+  await sleep(5);
+  assert.equal(ran, false);
+  assert.equal(limiter.active, 0);
+});

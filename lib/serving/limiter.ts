@@ -67,6 +67,8 @@ export class ConcurrencyLimiter {
   }
 
   #acquire(signal: AbortSignal): Promise<void> {
+    // An abort listener never fires for a signal already aborted: refuse now, take nothing.
+    if (signal.aborted) return Promise.reject(signal.reason);
     if (this.#active < this.maxActive) {
       this.#active++;
       return Promise.resolve();
