@@ -182,3 +182,26 @@ Deno.test("limits: only loopback, IP literals and allowed host names pass the Ho
     }
   });
 });
+
+Deno.test("limits: requests node's parser refuses get a JSON error, not a bare status", async () => {
+  await withServer({ connections: { headersTimeoutMs: 600 } }, async ({ port }) => {
+    const send = async (raw: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode(raw)).catch(() => {});
+      const text = await readUntilClosed(conn, 5000);
+      conn.close();
+      const status = Number(text.match(/^HTTP\/1\.1 (\d+)/)?.[1] ?? 0);
+      return { status, text, json: JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as Json };
+    };
+    const bad = await send("GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n");
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.json.error.code, "bad_request");
+    assert.match(bad.text, /content-type: application\/json/i);
+    const big = await send(`GET /healthz HTTP/1.1\r\nX-Pad: ${"a".repeat(100_000)}\r\n\r\n`);
+    assert.equal(big.status, 431, big.text);
+    assert.equal(big.json.error.code, "headers_too_large");
+    const slow = await send("GET /healthz HTTP/1.1\r\nX-Pad: a");
+    assert.equal(slow.status, 408, slow.text);
+    assert.equal(slow.json.error.code, "request_timeout");
+  });
+});

@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 
 export interface ConnectionLimits {
@@ -63,6 +64,28 @@ async function writeResponse(req: http.IncomingMessage, res: http.ServerResponse
   res.end(body);
 }
 
+/** node's parser error codes -> the status and code of the JSON answer (others: 400). */
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, "headers_too_large", "request headers too large"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "request_timeout", "request did not arrive in time"],
+  HPE_HEADERS_TIMEOUT: [408, "request_timeout", "request headers did not arrive in time"],
+};
+
+/** A request node's parser refused: answer a minimal JSON error if still possible, then close. */
+function onClientError(err: Error & { code?: string }, socket: Socket) {
+  if (err.code !== "ECONNRESET" && socket.writable && !socket.writableEnded) {
+    const [status, code, message] = CLIENT_ERRORS[err.code ?? ""] ??
+      [400, "bad_request", `malformed HTTP request (${err.code ?? err.message})`];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
+        "content-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n" +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 /** Serves `handler` on hostname:port (port 0 picks a free one). */
 export async function listen(
   handler: (req: Request) => Promise<Response>,
@@ -78,6 +101,7 @@ export async function listen(
     connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeoutMs / 4)),
   } as http.ServerOptions);
   server.maxConnections = limits.maxConnections;
+  server.on("clientError", onClientError);
   const host = opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname;
   let origin = "";
   // node's close() waits for keep-alive sockets to time out; track them to end them ourselves.
