@@ -10,7 +10,9 @@ import {
   CLASSIFIER_META_FILE,
   CLASSIFIER_ONNX_FILE,
 } from "../lib/inference/meta.ts";
-import { loadClassifierInWorker } from "../lib/inference/worker.ts";
+import { crashWorkerForTest, loadClassifierInWorker } from "../lib/inference/worker.ts";
+import { startServer } from "../lib/serving/server.ts";
+import sharp from "sharp";
 import { weightLayout } from "../lib/models/layout.ts";
 import { formulaWeights } from "../lib/models/weights/formula.ts";
 import { exportOnnx } from "../lib/onnx/export.ts";
@@ -78,6 +80,57 @@ Deno.test({
       await Deno.remove(join(dir, CLASSIFIER_ONNX_FILE));
       await assert.rejects(loadClassifierInWorker(dir), /cannot read classifier model/);
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "classifier in a worker: a crash restarts it once; a second crash makes the model 503",
+  sanitizeResources: false, // ORT keeps native handles
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cxr-worker-" });
+    await tinyPackage(dir);
+    const c = await loadClassifierInWorker(dir, { threads: 1 });
+    const server = await startServer({ classifiers: [c], port: 0 });
+    try {
+      await server.handler.ready;
+      const png = new Uint8Array(
+        await sharp({ create: { width: 64, height: 64, channels: 3, background: "#777" } })
+          .png().toBuffer(),
+      );
+      const predict = async () => {
+        const r = await fetch(`${server.url}/v1/predict`, {
+          method: "POST",
+          body: png,
+          headers: { "content-type": "image/png" },
+        });
+        return { status: r.status, json: await r.json() };
+      };
+      const readyz = async () => {
+        const r = await fetch(`${server.url}/readyz`);
+        return { status: r.status, json: await r.json() };
+      };
+      const first = await predict();
+      assert.equal(first.status, 200, JSON.stringify(first.json));
+      await crashWorkerForTest(c);
+      const again = await predict(); // restarted, same package
+      assert.equal(again.status, 200, JSON.stringify(again.json));
+      assert.equal(again.json.results[0].probability, first.json.results[0].probability);
+      assert.deepEqual((await readyz()).json.unavailable, []);
+      await crashWorkerForTest(c);
+      const down = await predict();
+      assert.equal(down.status, 503);
+      assert.equal(down.json.error.code, "model_unavailable");
+      assert.match(down.json.error.message, /model tiny-run is unavailable: its worker died/);
+      const ready = await readyz();
+      assert.equal(ready.status, 503);
+      assert.equal(ready.json.status, "unavailable");
+      assert.deepEqual(ready.json.unavailable.map((m: { id: string }) => m.id), ["tiny-run"]);
+    } finally {
+      await server.close();
+      await c.close();
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -33,5 +33,7 @@ export interface Classifier {
    * intensity normalisation is applied here, on a copy, so every caller feeds the same pixels.
    */
   predict(images: Float32Array, n: number): Promise<PredictResult>;
+  /** Why the model can no longer answer (its worker died twice, lib/inference/worker.ts), or null. */
+  unavailable?: () => string | null;
   close(): Promise<void>;
 }

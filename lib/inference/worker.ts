@@ -25,62 +25,141 @@ interface CloseMsg {
   kind: "close";
   id: number;
 }
+/** Test-only: an uncaught error in the worker, as a crash of its runtime would give. */
+interface CrashMsg {
+  kind: "crash";
+}
 type Reply =
   | { kind: "loaded"; info: Omit<Classifier, "predict" | "close"> }
   | { kind: "result"; id: number; result?: PredictResult; error?: string };
 
-/** Opens `source` (as loadClassifier does) in a worker of its own. */
-export function loadClassifierInWorker(
-  source: Source,
-  opts: Pick<LoadOptions, "threads"> = {},
-): Promise<Classifier> {
+/**
+ * A model that cannot answer now: its worker died (`retryable`: it restarts on the next call)
+ * or died again after its one restart, or failed to reload (for good).
+ */
+export class ModelUnavailableError extends Error {
+  constructor(readonly model: string, reason: string, readonly retryable = false) {
+    super(`model ${model} is unavailable: ${reason}`);
+    this.name = "ModelUnavailableError";
+  }
+}
+
+/** One worker with the package loaded; `dead` once it failed (every later call rejects). */
+interface Session {
+  info: Omit<Classifier, "predict" | "close">;
+  worker: Worker;
+  dead: Error | null;
+  died: Promise<Error>;
+  call(msg: PredictMsg | CloseMsg): Promise<PredictResult>;
+}
+
+/** Starts a worker and loads `source` in it; `onDeath` hears of its end (error or load failure). */
+function spawn(source: Source, threads: number | undefined, name: string): Promise<Session> {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   const waiting = new Map<
     number,
     { resolve: (r: PredictResult) => void; reject: (e: Error) => void }
   >();
-  let nextId = 0;
-  let failed: Error | null = null;
-  return new Promise<Classifier>((resolveLoad, rejectLoad) => {
-    const fail = (e: Error) => {
-      failed = e;
+  let onDied = (_e: Error) => {};
+  const s: Session = {
+    info: undefined as unknown as Session["info"],
+    worker,
+    dead: null,
+    died: new Promise<Error>((ok) => (onDied = ok)),
+    call: (msg) =>
+      new Promise<PredictResult>((resolve, reject) => {
+        if (s.dead) return reject(s.dead);
+        waiting.set(msg.id, { resolve, reject });
+        worker.postMessage(msg);
+      }),
+  };
+  return new Promise<Session>((resolveLoad, rejectLoad) => {
+    const die = (e: Error) => {
+      if (s.dead) return;
+      s.dead = e;
       rejectLoad(e);
       for (const w of waiting.values()) w.reject(e);
       waiting.clear();
       worker.terminate();
+      onDied(e);
     };
+    const crashed = (why: string) =>
+      die(new ModelUnavailableError(s.info?.id ?? name, `its worker crashed (${why})`, true));
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      fail(new Error(`classifier worker failed: ${e.message}`));
+      crashed(e.message);
     };
-    const call = (msg: PredictMsg | CloseMsg) =>
-      new Promise<PredictResult>((resolve, reject) => {
-        if (failed) return reject(failed);
-        waiting.set(msg.id, { resolve, reject });
-        worker.postMessage(msg);
-      });
+    worker.onmessageerror = () => crashed("unreadable message");
     worker.onmessage = (e: MessageEvent<Reply>) => {
       const r = e.data;
       if (r.kind === "loaded") {
-        resolveLoad({
-          ...r.info,
-          predict: (images, n) => call({ kind: "predict", id: nextId++, images, n }),
-          async close() {
-            await call({ kind: "close", id: nextId++ }).catch(() => {});
-            worker.terminate();
-          },
-        });
-        return;
+        s.info = r.info;
+        return resolveLoad(s);
       }
       const w = waiting.get(r.id);
       waiting.delete(r.id);
       if (r.error !== undefined) {
-        if (r.id === -1) fail(new Error(r.error));
+        if (r.id === -1) die(new Error(r.error));
         else w?.reject(new Error(r.error));
       } else w?.resolve(r.result!);
     };
-    worker.postMessage({ kind: "load", source, threads: opts.threads } satisfies LoadMsg);
+    worker.postMessage({ kind: "load", source, threads } satisfies LoadMsg);
   });
+}
+
+/** Test hook: makes a worker-backed classifier's worker crash; settles once the death is seen. */
+const crashHooks = new WeakMap<Classifier, () => Promise<unknown>>();
+export function crashWorkerForTest(c: Classifier): Promise<unknown> {
+  const crash = crashHooks.get(c);
+  if (!crash) throw new Error(`${c.id} is not a worker-backed classifier`);
+  return crash();
+}
+
+/**
+ * Opens `source` (as loadClassifier does) in a worker of its own. A worker that dies fails its
+ * pending calls; the next call restarts it once (reloading `source`). If it dies again or cannot
+ * reload, the model is unavailable for good (`unavailable()` says why).
+ */
+export async function loadClassifierInWorker(
+  source: Source,
+  opts: Pick<LoadOptions, "threads"> = {},
+): Promise<Classifier> {
+  const name = typeof source === "string" ? source : source.onnxPath;
+  let session = await spawn(source, opts.threads, name);
+  const id = session.info.id;
+  let restart: Promise<Session> | null = null;
+  let unavailable: string | null = null;
+  const markDown = (e: Error) => (unavailable ??= `its worker died after a restart: ${e.message}`);
+  const live = async (): Promise<Session> => {
+    if (unavailable !== null) throw new ModelUnavailableError(id, unavailable);
+    if (!session.dead) return session;
+    restart ??= spawn(source, opts.threads, name).then((s) => {
+      s.died.then(markDown);
+      return (session = s);
+    }, (e) => {
+      throw new ModelUnavailableError(id, markDown(e));
+    });
+    const s = await restart;
+    if (s.dead) throw new ModelUnavailableError(id, markDown(s.dead));
+    return s;
+  };
+  let nextId = 0;
+  const classifier: Classifier = {
+    ...session.info,
+    predict: async (images, n) =>
+      await (await live()).call({ kind: "predict", id: nextId++, images, n }),
+    unavailable: () => unavailable,
+    async close() {
+      if (session.dead) return;
+      await session.call({ kind: "close", id: nextId++ }).catch(() => {});
+      session.worker.terminate();
+    },
+  };
+  crashHooks.set(classifier, () => {
+    session.worker.postMessage({ kind: "crash" } satisfies CrashMsg);
+    return session.died;
+  });
+  return classifier;
 }
 
 // Worker side: runs when this module is loaded as a worker.
@@ -88,8 +167,14 @@ export function loadClassifierInWorker(
 const self_ = globalThis as any;
 if (typeof self_.WorkerGlobalScope !== "undefined" && self_ instanceof self_.WorkerGlobalScope) {
   let classifier: Classifier | null = null;
-  self_.onmessage = async (e: MessageEvent<LoadMsg | PredictMsg | CloseMsg>) => {
+  self_.onmessage = async (e: MessageEvent<LoadMsg | PredictMsg | CloseMsg | CrashMsg>) => {
     const msg = e.data;
+    if (msg.kind === "crash") {
+      setTimeout(() => {
+        throw new Error("crash requested by a test");
+      });
+      return;
+    }
     if (msg.kind === "load") {
       try {
         classifier = await loadClassifier(msg.source, { threads: msg.threads });

@@ -116,6 +116,14 @@ export class ModelRegistry {
     return { status: "ready", models: this.#models.length };
   }
 
+  /** Models that can no longer answer (their worker died twice) and why: /readyz lists them. */
+  unavailable(): { id: string; error: string }[] {
+    return this.#models.flatMap(({ classifier: c }) => {
+      const why = c.unavailable?.();
+      return why ? [{ id: c.id, error: why }] : [];
+    });
+  }
+
   /** What /v1/models lists. */
   describe() {
     return this.#models.map((m) => ({

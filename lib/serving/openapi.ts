@@ -297,7 +297,8 @@ const ERROR_TEXT: Record<number, string> = {
   421: "Host header not served here (DNS-rebinding guard; serve --allow-host)",
   422:
     "Image dimensions out of range, a DICOM file without an image, or a DICOM encoding that cannot be read",
-  503: "Server busy (concurrency limit) or models not loaded",
+  503:
+    "Server busy (concurrency limit), models not loaded, or a model unavailable (its worker died)",
   504: "Request timed out",
 };
 
@@ -347,7 +348,8 @@ export function openApiDocument(version = "1.0.0"): Record<string, unknown> {
                 "ready; `active` (timed-out work still running included), `queued`, `uploads` " +
                 "and `uploadBytes` (bodies held in memory), `busy` (a new upload would get 503), " +
                 "`batching` (null when off: maxBatch, windowMs, ORT `batches` and `images` so " +
-                "far, `pending` images waiting for a batch)",
+                "far, `pending` images waiting for a batch), `unavailable` (models whose worker " +
+                "died after its restart, with why; 503 `status: unavailable` when none is left)",
               content: { "application/json": {} },
             },
             ...errors([503]),

@@ -6,6 +6,7 @@
 import type { Explainer } from "../explain/explainer.ts";
 import type { Classifier } from "../inference/classifier.ts";
 import type { GuardModel } from "../inference/guard.ts";
+import { ModelUnavailableError } from "../inference/worker.ts";
 import { errorResponse, HttpError, jsonResponse } from "./errors.ts";
 import { type ConnectionLimits, listen } from "./http.ts";
 import { hostChecker } from "./host.ts";
@@ -79,15 +80,20 @@ const get = (handle: Route["handle"]): Route => ({ methods: ["GET"], handle });
 function readiness(registry: ModelRegistry, { limiter, budget, batchers }: Bounds): Response {
   const state = registry.state;
   if (state.status !== "ready") return jsonResponse(state, 503);
+  // Models whose worker died for good: listed; not ready when none is left to answer.
+  const unavailable = registry.unavailable();
+  const none = unavailable.length === state.models;
   return jsonResponse({
     ...state,
+    ...(none ? { status: "unavailable" } : {}),
+    unavailable,
     active: limiter.active,
     queued: limiter.queued,
     uploads: budget.holders,
     uploadBytes: budget.used,
     busy: limiter.saturated,
     batching: batchers?.stats() ?? null,
-  });
+  }, none ? 503 : 200);
 }
 
 /** What /v1/models says about the guard: fitted or tags only, and its measured false alarms. */
@@ -151,6 +157,10 @@ function dispatch(routes: Record<string, Route>, req: Request): Response | Promi
 /** Any throw becomes a JSON error; unexpected ones are logged with their stack. */
 function toErrorResponse(e: unknown, log?: (line: string) => void): Response {
   if (e instanceof HttpError) return errorResponse(e);
+  if (e instanceof ModelUnavailableError) {
+    const retry = e.retryable ? { "retry-after": "1" } : undefined;
+    return errorResponse(new HttpError(503, "model_unavailable", e.message, retry));
+  }
   log?.(`internal error: ${(e as Error)?.stack ?? e}`);
   return errorResponse(new HttpError(500, "internal", `internal error: ${(e as Error)?.message}`));
 }
