@@ -22,18 +22,20 @@ export function printTable(rows: string[][]): void {
 const PYTHON = "/usr/bin/python3";
 
 /**
- * img/s of torchvision's `net` on PyTorch CPU in this run, or a note saying why the anchor is
- * skipped (no python3, no torch/torchvision, or the script failed).
+ * img/s of torchvision's `net` (its trunk and global pooling) on PyTorch CPU in this run, or a
+ * note saying why the anchor is skipped (no python3, no torch/torchvision, or the script
+ * failed). With `exportTo`, the script first writes that trunk as ONNX there.
  */
 export async function torchAnchor(
   net: string,
-  opts: { images: number; batch: number; threads: number },
+  opts: { images: number; batch: number; threads: number; exportTo?: string },
 ): Promise<number | string> {
   const script = join(import.meta.dirname!, "torch_anchor.py");
   let out: Deno.CommandOutput;
   try {
+    const args = [script, net, String(opts.images), String(opts.batch), String(opts.threads)];
     out = await new Deno.Command(PYTHON, {
-      args: [script, net, String(opts.images), String(opts.batch), String(opts.threads)],
+      args: opts.exportTo ? [...args, opts.exportTo] : args,
       stdout: "piped",
       stderr: "piped",
     }).output();

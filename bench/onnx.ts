@@ -4,14 +4,19 @@
  *   against a reference export of the same architecture (a plain graph: no in-graph
  *   preprocessing, one output), both on images already decoded in memory, measured in
  *   alternating rounds so load changes hit both alike;
+ * - export/torchvision: our export against torchvision's trunk of the same net exported by
+ *   torch.onnx (another exporter; random weights), in the same rotation, when Debian's
+ *   python3-torch and python3-torchvision are there; skipped with a note otherwise;
  * - pipeline/raw: the whole feature pipeline from JPEG files (hash, decode + preprocess
- *   overlapped with inference, cache writes; empty cache) against raw ORT on our export;
+ *   overlapped with inference, cache writes; empty cache) against raw ORT on our export, in
+ *   steady state: from the end of the first batch (which pays the fresh session's warm-up,
+ *   once per extraction of thousands of images) to the end;
  * - no-spin/spin: raw ORT as we run it (idle threads do not spin) over ORT's default spinning;
- * - PyTorch CPU (torchvision, random weights) when `/usr/bin/python3 -c 'import torch'` works;
+ * - PyTorch CPU (the same torchvision trunk) when `/usr/bin/python3 -c 'import torch'` works;
  *   skipped with a note otherwise.
  * Absolute img/s are printed only next to the load average (before and after).
  *
- *   deno run -A bench/onnx.ts [--nets resnet50,densenet121,vgg16] [--images 64] [--batch 16]
+ *   deno run -A bench/onnx.ts [--nets resnet50,densenet121,vgg16] [--images 96] [--batch 16]
  *                             [--rounds 3] [--tune 8,16,32] [--threads N]
  *
  * Weights are `formula` (not ImageNet): speed does not depend on the values.
@@ -19,6 +24,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { getNetSpec, parseNetName } from "../lib/models/registry.ts";
+import type { NetName, NetWeights } from "../lib/models/spec.ts";
 import { withHead } from "../lib/models/head.ts";
 import { weightLayout } from "../lib/models/layout.ts";
 import { preprocessInput } from "../lib/models/preprocess.ts";
@@ -39,7 +45,7 @@ const { values } = parseArgs({
   strict: true,
   options: {
     nets: { type: "string", default: "resnet50,densenet121,vgg16" },
-    images: { type: "string", default: "64" },
+    images: { type: "string", default: "96" },
     batch: { type: "string", default: "16" },
     rounds: { type: "string", default: "3" },
     tune: { type: "string", default: "" },
@@ -82,15 +88,34 @@ const pixels = new Float32Array(items.length * 224 * 224 * 3);
 decoded.forEach((d, k) => pixels.set(d.data, k * d.data.length));
 
 /** img/s of `model` over every image in batches of `b` (after one warm-up batch). */
-async function rawOrt(model: OnnxModel, input: string, data: Float32Array, b: number) {
+async function rawOrt(
+  model: OnnxModel,
+  input: string,
+  data: Float32Array,
+  b: number,
+  channelsFirst = false,
+) {
   const per = 224 * 224 * 3;
+  const shape = (n: number) => channelsFirst ? [n, 3, 224, 224] : [n, 224, 224, 3];
   const feed = (i: number, n: number) => ({
-    [input]: { data: data.subarray(i * per, (i + n) * per), shape: [n, 224, 224, 3] },
+    [input]: { data: data.subarray(i * per, (i + n) * per), shape: shape(n) },
   });
   await model.run(feed(0, Math.min(b, items.length))); // first run allocates and picks kernels
   const t = performance.now();
   for (let i = 0; i < items.length; i += b) await model.run(feed(i, Math.min(b, items.length - i)));
   return items.length / ((performance.now() - t) / 1000);
+}
+
+/** NHWC pixels as NCHW (torchvision's layout), outside any timing. */
+function toNchw(nhwc: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(nhwc.length);
+  const hw = 224 * 224;
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < hw; p++) {
+      for (let c = 0; c < 3; c++) out[i * 3 * hw + c * hw + p] = nhwc[(i * hw + p) * 3 + c];
+    }
+  }
+  return out;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -105,90 +130,133 @@ console.log(
 const ratios: string[][] = [[
   "net",
   "export/reference",
+  "export/torchvision",
   "pipeline/raw",
   "pipeline/reference",
   `goal >= ${GOAL * 100}%`,
   "ORT/PyTorch CPU",
   "no-spin/spin",
 ]];
-const absolute: string[][] = [["net", "reference img/s", "raw img/s", "pipeline img/s", "PyTorch"]];
+const absolute: string[][] = [[
+  "net",
+  "reference img/s",
+  "torchvision export",
+  "raw img/s",
+  "pipeline img/s",
+  "PyTorch",
+]];
 const notes: string[] = [];
 const tuning: string[] = [];
+const nchw = toNchw(pixels, items.length);
 for (const net of nets) {
   const base = getNetSpec(net);
+  const weights = formulaWeights(weightLayout(base));
+  const tmp = await Deno.makeTempDir({ prefix: "cxr-bench-onnx-" });
+  try {
+    // PyTorch first, writing torchvision's export of the same trunk for the ORT rotation.
+    const tvPath = join(tmp, `${net}-torchvision.onnx`);
+    const torch = await torchAnchor(net, {
+      images: Math.min(items.length, 32),
+      batch,
+      threads,
+      exportTo: tvPath,
+    });
+    if (typeof torch === "string") notes.push(torch);
+    const ort = await rawRotation(net, weights, typeof torch === "number" ? tvPath : null);
+    const pipeline = await pipelineSteady(net, weights, join(tmp, "cache"));
+    const torchImgs = typeof torch === "number" ? torch : null;
+    const { raw, ref, spin, tv } = ort;
+    ratios.push([
+      net,
+      pct(raw / ref),
+      tv ? pct(raw / tv) : "skipped",
+      pct(pipeline / raw),
+      pct(pipeline / ref),
+      [raw / ref, pipeline / raw].every((x) => x >= GOAL) ? "met" : "NOT met",
+      torchImgs ? `${(raw / torchImgs).toFixed(1)}x` : "skipped",
+      `${(raw / spin).toFixed(2)}x`,
+    ]);
+    absolute.push([
+      net,
+      ref.toFixed(1),
+      tv ? tv.toFixed(1) : "-",
+      raw.toFixed(1),
+      pipeline.toFixed(1),
+      torchImgs ? torchImgs.toFixed(1) : "-",
+    ]);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/**
+ * Raw ORT img/s (medians over the rounds) of our export, the reference export, our export with
+ * spinning threads and, when given, torchvision's export: one session each, in rounds of
+ * rotating order so a load that drifts during the run favours no one.
+ */
+async function rawRotation(net: NetName, weights: NetWeights, torchvisionOnnx: string | null) {
+  const base = getNetSpec(net);
   const spec = withHead(base);
-  const layout = weightLayout(base);
-  const weights = formulaWeights(layout);
   const outputs = [POOLED_LAYER];
-  // Ours: what extractFeatures runs. Reference: the same net as a plain one-output graph.
-  const ours = await openSession(
-    exportOnnx(spec, weights, { outputs, preprocessing: base.preprocessing }),
-    { threads },
-  );
-  const reference = await openSession(exportOnnx(spec, weights, { outputs }), { threads });
-  // ORT's default (idle threads spin): what openSession turned off, measured alongside.
-  const spinning = await openSession(
-    exportOnnx(spec, weights, { outputs, preprocessing: base.preprocessing }),
-    { threads, spinning: true },
-  );
-  const refInput = reference.inputNames[0];
+  const ours = exportOnnx(spec, weights, { outputs, preprocessing: base.preprocessing });
+  const sessions = {
+    raw: await openSession(ours, { threads }),
+    ref: await openSession(exportOnnx(spec, weights, { outputs }), { threads }),
+    spin: await openSession(ours, { threads, spinning: true }),
+    tv: torchvisionOnnx ? await openSession(torchvisionOnnx, { threads }) : null,
+  };
   const prepared = preprocessInput(pixels, base.preprocessing);
   for (const b of tune) {
-    const r = await rawOrt(ours, IMAGE_INPUT, pixels, b);
+    const r = await rawOrt(sessions.raw, IMAGE_INPUT, pixels, b);
     tuning.push(`${net} batch ${b}: raw ORT ${r.toFixed(1)} img/s (load ${loadAverage()})`);
   }
-  const raws: number[] = [];
-  const refs: number[] = [];
-  const spins: number[] = [];
+  const times: Record<string, number[]> = { raw: [], ref: [], spin: [], tv: [] };
   const runs = [
-    () => rawOrt(ours, IMAGE_INPUT, pixels, batch).then((x) => raws.push(x)),
-    () => rawOrt(reference, refInput, prepared, batch).then((x) => refs.push(x)),
-    () => rawOrt(spinning, IMAGE_INPUT, pixels, batch).then((x) => spins.push(x)),
+    () => rawOrt(sessions.raw, IMAGE_INPUT, pixels, batch).then((x) => times.raw.push(x)),
+    () =>
+      rawOrt(sessions.ref, sessions.ref.inputNames[0], prepared, batch).then((x) =>
+        times.ref.push(x)
+      ),
+    () => rawOrt(sessions.spin, IMAGE_INPUT, pixels, batch).then((x) => times.spin.push(x)),
   ];
-  // Each round in another order, so a load that drifts during the run favours no one.
+  const tv = sessions.tv;
+  if (tv) {
+    runs.push(() => rawOrt(tv, tv.inputNames[0], nchw, batch, true).then((x) => times.tv.push(x)));
+  }
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < runs.length; k++) await runs[(k + r) % runs.length]();
   }
-  for (const m of [ours, reference, spinning]) await m.close();
-  const raw = median(raws);
-  const ref = median(refs);
-  const spin = median(spins);
-  const cacheRoot = await Deno.makeTempDir({ prefix: "cxr-bench-onnx-" });
-  let pipeline = 0;
-  try {
-    const set = await extractFeatures({
-      net,
-      weights: { weights, md5: weightsMd5(weights, layout) },
-      outputs,
-      items,
-      batchSize: batch,
-      threads,
-      progress: false,
-      cacheRoot,
-    });
-    pipeline = set.stats.computedPerSec;
-  } finally {
-    await Deno.remove(cacheRoot, { recursive: true });
-  }
-  const torch = await torchAnchor(net, { images: Math.min(items.length, 32), batch, threads });
-  if (typeof torch === "string") notes.push(torch);
-  const torchImgs = typeof torch === "number" ? torch : null;
-  ratios.push([
+  for (const m of Object.values(sessions)) await m?.close();
+  return {
+    raw: median(times.raw),
+    ref: median(times.ref),
+    spin: median(times.spin),
+    tv: tv ? median(times.tv) : null,
+  };
+}
+
+/**
+ * The feature pipeline's img/s (extractFeatures into an empty cache) in steady state: from the
+ * end of its first batch to the end. The first batch pays the fresh session's warm-up, which
+ * a real extraction pays once over thousands of images and `rawOrt` does before timing.
+ */
+async function pipelineSteady(net: NetName, weights: NetWeights, cacheRoot: string) {
+  const layout = weightLayout(getNetSpec(net));
+  const marks: { t: number; n: number }[] = []; // after each batch: time, images computed
+  await extractFeatures({
     net,
-    pct(raw / ref),
-    pct(pipeline / raw),
-    pct(pipeline / ref),
-    [raw / ref, pipeline / raw].every((x) => x >= GOAL) ? "met" : "NOT met",
-    torchImgs ? `${(raw / torchImgs).toFixed(1)}x` : "skipped",
-    `${(raw / spin).toFixed(2)}x`,
-  ]);
-  absolute.push([
-    net,
-    ref.toFixed(1),
-    raw.toFixed(1),
-    pipeline.toFixed(1),
-    torchImgs ? torchImgs.toFixed(1) : "-",
-  ]);
+    weights: { weights, md5: weightsMd5(weights, layout) },
+    outputs: [POOLED_LAYER],
+    items,
+    batchSize: batch,
+    threads,
+    progress: false,
+    cacheRoot,
+    onBatch: (n) => marks.push({ t: performance.now(), n }),
+  });
+  const [first, last] = [marks[0], marks.at(-1)];
+  if (!first || !last || last.n <= first.n) return 0;
+  return (last.n - first.n) / ((last.t - first.t) / 1000);
 }
 const loadAfter = loadAverage();
 console.log("\nratios (one run; each against its anchor measured just before or alongside it):");
@@ -200,6 +268,7 @@ for (const n of new Set(notes)) console.log(`note: ${n}`);
 console.log(
   "export = classifier graph with in-graph preprocessing; reference = the same architecture " +
     "exported as a plain graph (no preprocessing, one output) fed preprocessed pixels; " +
-    "pipeline = hash + decode/preprocess (overlapped) + ORT + cache writes (export/session excluded); " +
+    "torchvision = torchvision's trunk of the same net (random weights) exported by torch.onnx, fed NCHW; " +
+    "pipeline = hash + decode/preprocess (overlapped) + ORT + cache writes, steady state after the first batch; " +
     "no-spin/spin = raw ORT with idle threads not spinning (our setting) over ORT's default.",
 );

@@ -2,7 +2,7 @@
 import { parseCli, usageError } from "./args.ts";
 import { NET_NAMES } from "../models/registry.ts";
 import { defaultWeightsChoice } from "../models/weights/resolve.ts";
-import { resolveConfig } from "../training/config.ts";
+import { resolveConfig, type TrainConfig } from "../training/config.ts";
 import { COMMON_OPTIONS, COMMON_USAGE, configFromFlags } from "./train_flags.ts";
 import { trainRun } from "../training/run.ts";
 import type { BackendPreference } from "../tf/backend.ts";
@@ -110,7 +110,7 @@ export async function main(args: string[]): Promise<number> {
   const memory = peakMemorySampler();
   if (!(await ensureDataset(configs[0].dataRoot, v.data !== undefined))) return 1;
   const runDirs: string[] = [];
-  let trained = 0;
+  const perRun: TimedRun[] = [];
   for (const config of configs) {
     const start = performance.now();
     const r = await trainRun(config, {
@@ -119,7 +119,13 @@ export async function main(args: string[]): Promise<number> {
       backend: (v.backend as BackendPreference | undefined) ?? "auto",
     });
     runDirs.push(r.runDir);
-    if (!r.skipped) trained++;
+    const seconds = Math.round((performance.now() - start) / 1000);
+    perRun.push({
+      run: basename(r.runDir),
+      seconds,
+      skipped: r.skipped,
+      activations: r.activations,
+    });
     const val = r.evaluation?.splits.val?.metrics;
     console.log(
       `${config.net}: ${r.skipped ? "skipped (finished)" : "trained"} in ${
@@ -167,19 +173,15 @@ export async function main(args: string[]): Promise<number> {
   await fitGuardOnce(configs[0].dataRoot, configs[0].seed);
   const report = await writeReport({ runDirs: reported });
   if (v["no-mlflow"] !== true) await logReportToRuns(reported, [report.md, report.html]);
-  const timing = {
-    finishedAt: new Date().toISOString(),
+  const timing = await recordTiming({
     args,
+    config: configs[0],
     wallSeconds: Math.round((performance.now() - t0) / 1000),
     peakRssBytes: memory.stop(),
-    // Timings here swing with load: the 1/5/15-minute load averages at the start and the end.
-    loadAverage: { start: loadAtStart, end: Deno.loadavg() },
+    loadAtStart,
+    nets: perRun,
     runs: reported,
-  };
-  // Keep the figure of the last run that trained something (a re-run that skips is not a timing).
-  if (trained > 0) {
-    await Deno.writeTextFile(join(outputsDir(), "train-all.json"), JSON.stringify(timing, null, 1));
-  }
+  });
   console.log(`train-all: peak RSS ${(timing.peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
   console.log(
     `train-all: ${
@@ -187,6 +189,55 @@ export async function main(args: string[]): Promise<number> {
     } s; report ${report.md}, ${report.html}`,
   );
   return 0;
+}
+
+/** One net's share of a train-all: its wall time and how many activations it computed. */
+export interface TimedRun {
+  run: string;
+  seconds: number;
+  skipped: boolean;
+  activations?: { hits: number; computed: number };
+}
+
+/**
+ * The job's own timing record, when it trained something (a re-run that skips is not a timing):
+ * outputs/train-all.json (the last one) and a line of outputs/train-all-history.jsonl, which
+ * `deno task bench` reads. The load averages say how busy the machine was; `coldCache` whether
+ * every activation was computed in this run.
+ */
+export async function recordTiming(t: {
+  args: string[];
+  config: TrainConfig;
+  wallSeconds: number;
+  peakRssBytes: number;
+  loadAtStart: number[];
+  nets: TimedRun[];
+  runs: string[];
+}) {
+  const trained = t.nets.filter((n) => !n.skipped);
+  const timing = {
+    finishedAt: new Date().toISOString(),
+    args: t.args,
+    profile: t.config.profile,
+    intensity: t.config.intensity,
+    augmentViews: t.config.augmentViews,
+    coldCache: trained.length === t.nets.length && trained.every((n) => n.activations?.hits === 0),
+    wallSeconds: t.wallSeconds,
+    peakRssBytes: t.peakRssBytes,
+    loadAverage: { start: t.loadAtStart, end: Deno.loadavg() },
+    nets: t.nets,
+    runs: t.runs,
+  };
+  if (trained.length > 0) {
+    const json = JSON.stringify(timing, null, 1);
+    await Deno.writeTextFile(join(outputsDir(), "train-all.json"), json);
+    await Deno.writeTextFile(
+      join(outputsDir(), "train-all-history.jsonl"),
+      JSON.stringify(timing) + "\n",
+      { append: true },
+    );
+  }
+  return timing;
 }
 
 /** The serving guard (lib/inference/guard.ts) from the same data and split, unless one exists. */

@@ -74,6 +74,8 @@ export interface TrainRunResult {
   evaluation: Evaluation | null;
   /** True when the run had already finished and was not retrained. */
   skipped: boolean;
+  /** Frozen activations read from the cache vs computed (a cold cache computes them all). */
+  activations?: { hits: number; computed: number };
 }
 
 /** Everything a run's stages share once the run folder is open. */
@@ -262,7 +264,8 @@ async function trainAndExport(ctx: RunContext): Promise<TrainRunResult> {
   }
   const result = await finishRun(ctx, acts, setup, model, history);
   model.dispose();
-  return result;
+  const { hits, computed } = acts.features.stats;
+  return { ...result, activations: { hits, computed } };
 }
 
 /** After the fits: predictions, trained model, evaluation, ONNX classifier, MLflow, finished. */
