@@ -4,6 +4,7 @@ import {
   type RobustnessResult,
   runShiftSuite,
   selectSuiteImages,
+  shiftedMeans,
   type SuiteModel,
   worstCondition,
 } from "../lib/evaluation/robustness.ts";
@@ -174,6 +175,18 @@ Deno.test("robustness: the worst condition is the lowest specificity among real 
     "blur",
   );
   assert.deepEqual(worstCondition([c("none", 0.1)]), null);
+  // Means leave out the unshifted and the inverted images; a NaN (one class missing) is skipped.
+  const m = shiftedMeans([
+    c("none", 0.1),
+    c("invert", 0),
+    c("gamma", 0.5, 0.8),
+    c("blur", 0.7, 0.6),
+    c("zoom", NaN),
+  ]);
+  assert.equal(m.conditions, 3);
+  assert.ok(Math.abs(m.specificity - 0.6) < 1e-12);
+  assert.ok(Math.abs(m.rocAuc - (0.8 + 0.6 + 0.9) / 3) < 1e-12);
+  assert.ok(Math.abs(m.meanProbNormal - 0.2) < 1e-12);
 });
 
 Deno.test("robustness: MLflow metric names are valid and cover every condition", async () => {

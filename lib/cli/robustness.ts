@@ -14,6 +14,7 @@ import { type ShiftKind, SUITE_KINDS } from "../data/shifts.ts";
 import {
   DEFAULT_SUITE_IMAGES,
   formatRobustness,
+  robustnessMeansLine,
   type RobustnessResult,
   robustnessSummaryLine,
 } from "../evaluation/robustness.ts";
@@ -134,6 +135,7 @@ export async function main(args: string[]): Promise<number> {
     const seconds = (performance.now() - t0) / 1000;
     for (const r of results) console.log(formatRobustness(r) + "\n");
     for (const r of results) console.log(robustnessSummaryLine(r, displayName(r.net)));
+    for (const r of results) console.log(robustnessMeansLine(r, displayName(r.net)));
     const passes = results.reduce((s, r) => s + r.forwardPasses, 0);
     console.log(
       `${results.length} model(s), ${passes} forward passes in ${seconds.toFixed(0)} s ` +

@@ -214,6 +214,26 @@ export function worstCondition(conditions: readonly ConditionResult[]): Conditio
 }
 
 /**
+ * Means over the acquisition shifts (every condition but "none" and the "invert" sanity case):
+ * ROC-AUC says whether the ranking survives, specificity and the mean P(pneumonia) on NORMAL
+ * images whether the validation threshold does.
+ */
+export function shiftedMeans(conditions: readonly ConditionResult[]) {
+  const shifted = conditions.filter((c) => c.shift !== "none" && c.shift !== "invert");
+  const mean = (f: (c: ConditionResult) => number) => {
+    const xs = shifted.map(f).filter(Number.isFinite);
+    return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  };
+  return {
+    conditions: shifted.length,
+    rocAuc: mean((c) => c.rocAuc),
+    sensitivity: mean((c) => c.sensitivity),
+    specificity: mean((c) => c.specificity),
+    meanProbNormal: mean((c) => c.meanProbNormal),
+  };
+}
+
+/**
  * Run the suite: every model sees the same `images` under every condition. Unreadable images
  * are reported and left out (for every model alike).
  */
@@ -333,6 +353,15 @@ export function robustnessSummaryLine(r: RobustnessResult, model = r.net ?? r.ru
     `${r.threshold.profile})`;
 }
 
+/** One line per model: its means over the shifted conditions (see `shiftedMeans`). */
+export function robustnessMeansLine(r: RobustnessResult, model = r.net ?? r.runId): string {
+  const m = shiftedMeans(r.conditions);
+  if (m.conditions === 0) return `${model}: no shift evaluated`;
+  return `${model}: mean over ${m.conditions} shifted conditions: AUC ${m.rocAuc.toFixed(3)}, ` +
+    `sensitivity ${pct(m.sensitivity)}, specificity ${pct(m.specificity)}, ` +
+    `P(pneumonia) on NORMAL ${m.meanProbNormal.toFixed(2)}`;
+}
+
 /** A fixed-width text table: one row per condition. */
 export function formatRobustness(r: RobustnessResult): string {
   const lines = [
@@ -340,7 +369,7 @@ export function formatRobustness(r: RobustnessResult): string {
     `(${r.images.positives} pneumonia / ${r.images.negatives} normal), threshold ` +
     `${r.threshold.value.toFixed(3)} (${r.threshold.profile})`,
     `  ${"shift".padEnd(11)}sev  value   AUC [95% CI]          sens   spec [95% CI]     ` +
-    `mean P(normal)`,
+    `mean P(pneumonia) on NORMAL`,
   ];
   for (const c of r.conditions) {
     lines.push(
