@@ -53,10 +53,10 @@ export const COMMON_USAGE =
   --threshold sens95|youden|0.5  operating threshold chosen on validation
   --backend auto|wasm|cpu|tensorflow
   --intensity off|equalize|clahe   intensity normalisation, in training and wherever the
-                              model runs (default off)
+                              model runs (default equalize)
   --augment-views K           K augmented views per training image through the frozen base,
                               cached; each epoch draws one of the image and its K views
-                              (default 0: no augmentation)
+                              (default 1 in the full profile, 0 in quick; 0: none)
   --augment-flip              allow horizontal flips among the augmentations (default off)
   --no-standardize            no feature standardisation in the head
   --no-mlflow                 no tracking

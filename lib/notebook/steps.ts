@@ -27,7 +27,8 @@ import {
 import { RunFolder } from "../runs/mod.ts";
 import { writeGradcamExamples } from "../reporting/gradcam_examples.ts";
 import { dataDir, outputsDir, resolveUserPath } from "../util/paths.ts";
-import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
+import { DEFAULT_INTENSITY, type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
+import { PROFILES } from "../training/config.ts";
 import { redactUri } from "../tracking/uri.ts";
 import { type Displayable, esc, html, imageGrid, markdown, show, table } from "./display.ts";
 
@@ -45,8 +46,13 @@ export interface NotebookSettings {
   protocol: SplitProtocol;
   /** Intensity normalisation: "off" | "equalize" | "clahe" (lib/data/intensity.ts). */
   intensity?: IntensityMode;
-  /** Augmented views per training image, cached through the frozen base (0: none). */
+  /** Augmented views per training image, cached through the frozen base (0: none; unset: the
+   * profile's default). */
   augmentViews?: number;
+}
+
+function optionalNumber(v: string | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v);
 }
 
 function env(name: string): string | undefined {
@@ -78,10 +84,11 @@ export function notebookSettings(
     mlflow,
     protocol,
     intensity: parseIntensityMode(
-      env("CXR_INTENSITY") ?? defaults.intensity ?? "off",
+      env("CXR_INTENSITY") ?? defaults.intensity ?? DEFAULT_INTENSITY,
       "CXR_INTENSITY",
     ),
-    augmentViews: Number(env("CXR_AUGMENT_VIEWS") ?? defaults.augmentViews ?? 0),
+    // Unset: the profile's default (lib/training/config.ts PROFILES).
+    augmentViews: optionalNumber(env("CXR_AUGMENT_VIEWS")) ?? defaults.augmentViews,
   };
 }
 
@@ -95,8 +102,11 @@ export function settingsView(s: NotebookSettings): Displayable {
     ["data", s.data],
     ["weights", notImageNet ? `${s.weights} (not ImageNet)` : "imagenet (Keras)"],
     ["split protocol", s.protocol],
-    ["intensity normalisation", s.intensity ?? "off"],
-    ["augmented views per image", s.augmentViews ?? 0],
+    ["intensity normalisation", s.intensity ?? DEFAULT_INTENSITY],
+    [
+      "augmented views per image",
+      s.augmentViews ?? `${PROFILES[s.profile].augmentViews} (the ${s.profile} profile's)`,
+    ],
     [
       "MLflow",
       s.mlflow === "" ? `file store ${join(outputsDir(), "mlruns")}` : redactUri(s.mlflow),

@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { NET_INFO } from "../models/registry.ts";
 import type { NetName } from "../models/spec.ts";
 import { dataDir } from "../util/paths.ts";
-import { type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
+import { DEFAULT_INTENSITY, type IntensityMode, parseIntensityMode } from "../data/intensity.ts";
+import { augmentPolicy } from "../features/views.ts";
 
 export type Profile = "quick" | "full";
 export type ThresholdMethodName = "sens95" | "youden" | "0.5";
@@ -83,10 +84,21 @@ export const PROFILES: Record<
     phase1Epochs: number;
     phase2Epochs: number;
     patience: number;
+    /** Augmented views per training image (lib/features/views.ts). */
+    augmentViews: number;
   }
 > = {
-  quick: { subset: { train: 240, val: 96 }, phase1Epochs: 12, phase2Epochs: 2, patience: 4 },
-  full: { phase1Epochs: 30, phase2Epochs: 2, patience: 5 },
+  quick: {
+    subset: { train: 240, val: 96 },
+    phase1Epochs: 12,
+    phase2Epochs: 2,
+    patience: 4,
+    augmentViews: 0, // minutes matter more than robustness in a walkthrough
+  },
+  // One view per image: under the shift suite it was what kept a framing (zoom) change from
+  // turning NORMAL images into pneumonia (README, "What each defence changed"); it costs one
+  // more extraction of the training set per net.
+  full: { phase1Epochs: 30, phase2Epochs: 2, patience: 5, augmentViews: 1 },
 };
 
 /** Learning rates: Adam 1e-3 for the head (standardised inputs), 1e-5 for fine-tuning. */
@@ -155,8 +167,8 @@ export function resolveConfig(partial: TrainConfigInput, profile?: Profile): Tra
       ),
       restoreBest: partial.earlyStopping?.restoreBest ?? true,
     },
-    intensity: parseIntensityMode(partial.intensity ?? "off", "config: intensity"),
-    augmentViews: positiveInt("augmentViews", partial.augmentViews ?? 0),
+    intensity: parseIntensityMode(partial.intensity ?? DEFAULT_INTENSITY, "config: intensity"),
+    augmentViews: positiveInt("augmentViews", partial.augmentViews ?? p.augmentViews),
     augmentFlip: partial.augmentFlip ?? false,
     dataRoot: partial.dataRoot ?? dataDir(),
     mlflow: partial.mlflow ?? true,
@@ -189,8 +201,10 @@ function resultFields(config: TrainConfig): unknown {
   if (out.augmentViews === 0) {
     delete out.augmentViews;
     delete out.augmentFlip;
-  } else if (!out.augmentFlip) delete out.augmentFlip;
-  return out;
+    return out;
+  }
+  if (!out.augmentFlip) delete out.augmentFlip;
+  return { ...out, augmentPolicy: augmentPolicy(config.augmentFlip) };
 }
 
 function weightsSlug(weights: string): string {

@@ -30,7 +30,7 @@ import {
   trainingSetup,
   weightsInfo,
 } from "./steps.ts";
-import { AUGMENT_POLICY } from "../features/views.ts";
+import { augmentPolicy } from "../features/views.ts";
 import { evaluateRun, type Evaluation } from "../evaluation/evaluate.ts";
 import { PROBABILITY_OUTPUT, writeClassifierPackage } from "../inference/package.ts";
 import { openTracker } from "../tracking/tracker.ts";
@@ -363,7 +363,7 @@ async function runConfigRecord(ctx: RunContext, acts: Activations): Promise<unkn
       notes: data.splits.notes,
     },
     frontier: ctx.cut.frontier,
-    ...(config.augmentViews ? { augmentPolicy: AUGMENT_POLICY } : {}),
+    ...(config.augmentViews ? { augmentPolicy: augmentPolicy(config.augmentFlip) } : {}),
     backend: ctx.backend,
     gitCommit: await gitCommit(),
     createdAt: ctx.status.startedAt,
