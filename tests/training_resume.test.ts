@@ -84,3 +84,43 @@ async function* walkBins(dir: string): AsyncGenerator<number> {
   }
   yield n;
 }
+
+Deno.test({
+  name: "a run resumes only from the weights it started from",
+  ignore: !hasTrainData,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const tmp = await Deno.makeTempDir({ prefix: "cxr-train-weights-" });
+    try {
+      const config = tinyTrainConfig({ phase1: 2, phase2: 0 }, { mlflow: false });
+      const opts = {
+        tracker: null,
+        progress: false,
+        cacheRoot: join(tmp, "cache"),
+        runsRoot: join(tmp, "runs"),
+        skipEvaluation: true,
+        skipExport: true,
+      };
+      await assert.rejects(trainRun(config, { ...opts, abortAfterEpoch: 1 }), TrainingAborted);
+      // As if the weights file had been replaced in place since the run started.
+      const runDir = join(
+        opts.runsRoot,
+        (await Array.fromAsync(Deno.readDir(opts.runsRoot)))[0].name,
+      );
+      const file = join(runDir, "config.json");
+      const recorded = JSON.parse(await Deno.readTextFile(file));
+      await Deno.writeTextFile(
+        file,
+        JSON.stringify({ ...recorded, weights: { md5: "0".repeat(32) } }),
+      );
+      await assert.rejects(trainRun(config, opts), /started from weights md5 0{32}.*--force/);
+      // The untouched record resumes.
+      await Deno.writeTextFile(file, JSON.stringify(recorded));
+      const resumed = await trainRun(config, opts);
+      assert.equal(resumed.history.length, 2);
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});

@@ -118,6 +118,7 @@ export async function trainRun(
   const data = await loadData(config);
   for (const w of data.warnings) log(`data: ${w}`);
   const net = await buildNet(config);
+  if (previous) await checkSameWeights(run, net.weights.md5, config.weights);
   const cut = chooseCut(net, config.phase2?.unfreezeFrom ?? null);
   const ctx = await openContext(config, { run, previous, backend, data, net, cut }, opts);
   try {
@@ -125,6 +126,21 @@ export async function trainRun(
   } catch (e) {
     if (!(e instanceof TrainingAborted)) await markFailed(ctx, e as Error);
     throw e;
+  }
+}
+
+/**
+ * A run resumes only from the weights it started from: the run id names a weights file by its
+ * path, so a file replaced in place would otherwise mix two starting points in one run.
+ */
+async function checkSameWeights(run: RunFolder, md5: string, choice: string): Promise<void> {
+  const started = await run.readConfig<{ weights?: { md5?: string } }>().catch(() => null);
+  const before = started?.weights?.md5;
+  if (before && before !== md5) {
+    throw new Error(
+      `${run.dir} started from weights md5 ${before}, but ${choice} now has md5 ${md5}: ` +
+        `the file changed since; use --force to retrain from the new weights`,
+    );
   }
 }
 
