@@ -10,7 +10,11 @@ import {
   CLASSIFIER_META_FILE,
   CLASSIFIER_ONNX_FILE,
 } from "../lib/inference/meta.ts";
-import { crashWorkerForTest, loadClassifierInWorker } from "../lib/inference/worker.ts";
+import {
+  crashWorkerForTest,
+  loadClassifierInWorker,
+  ModelUnavailableError,
+} from "../lib/inference/worker.ts";
 import { startServer } from "../lib/serving/server.ts";
 import sharp from "sharp";
 import { weightLayout } from "../lib/models/layout.ts";
@@ -130,6 +134,35 @@ Deno.test({
       assert.deepEqual(ready.json.unavailable.map((m: { id: string }) => m.id), ["tiny-run"]);
     } finally {
       await server.close();
+      await c.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "classifier in a worker: a hung worker is ended after hangMs and restarted on the next call",
+  sanitizeResources: false, // ORT keeps native handles
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "cxr-worker-hang-" });
+    await tinyPackage(dir);
+    const c = await loadClassifierInWorker(dir, { threads: 1, hangMs: 400 });
+    try {
+      const image = new Float32Array(PER).fill(100);
+      const first = await c.predict(image, 1);
+      await crashWorkerForTest(c, "hang");
+      const t0 = performance.now();
+      await assert.rejects(
+        c.predict(image, 1),
+        (e: Error) => e instanceof ModelUnavailableError && e.retryable && /hung/.test(e.message),
+      );
+      assert.ok(performance.now() - t0 < 5_000, "the call fails at hangMs, not never");
+      assert.equal(c.unavailable?.(), null, "one hang: retried, not given up");
+      const again = await c.predict(image, 1); // a fresh worker, same package
+      assert.deepEqual(again.prob, first.prob);
+    } finally {
       await c.close();
       await Deno.remove(dir, { recursive: true });
     }

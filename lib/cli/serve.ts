@@ -86,7 +86,7 @@ async function loadAll(
   runs: string[],
   models: string[],
   demo: NetName | null,
-  threads: number | undefined,
+  { threads, hangMs }: { threads: number | undefined; hangMs: number },
   log: (s: string) => void,
   warn: (s: string) => void = (s) => console.error(s),
 ): Promise<Classifier[]> {
@@ -117,7 +117,7 @@ async function loadAll(
       // an ensemble calls its members (those workers when they are served too).
       const c = isEnsemble(s)
         ? await loadClassifier(s, { threads, loaded })
-        : await loadClassifierInWorker(s, { threads });
+        : await loadClassifierInWorker(s, { threads, hangMs });
       // The demo is untrained whatever an older cached copy's classifier.json says.
       if (s === demoDir) c.meta = { ...c.meta, untrained: true };
       if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);
@@ -246,7 +246,9 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   const hostname = values.host ?? "127.0.0.1";
-  const classifiers = loadAll(runs, models, opts.demo, opts.threads, log);
+  // A worker silent for four request deadlines is hung, not slow: it is ended and restarted.
+  const hangMs = 4 * opts.timeoutMs;
+  const classifiers = loadAll(runs, models, opts.demo, { threads: opts.threads, hangMs }, log);
   classifiers.catch(() => {}); // reported below, once the server is up
   let server;
   try {

@@ -25,9 +25,13 @@ interface CloseMsg {
   kind: "close";
   id: number;
 }
-/** Test-only: an uncaught error in the worker, as a crash of its runtime would give. */
+/** Test-only: an uncaught error in the worker (as a crash of its runtime would give), or a
+ * worker thread that stops answering (as a native call that never returns would give). */
 interface CrashMsg {
   kind: "crash";
+}
+interface HangMsg {
+  kind: "hang";
 }
 type Reply =
   | { kind: "loaded"; info: Omit<Classifier, "predict" | "close"> }
@@ -53,14 +57,26 @@ interface Session {
   call(msg: PredictMsg | CloseMsg): Promise<PredictResult>;
 }
 
-/** Starts a worker and loads `source` in it; `onDeath` hears of its end (error or load failure). */
-function spawn(source: Source, threads: number | undefined, name: string): Promise<Session> {
+/**
+ * How long a call may go unanswered before its worker counts as hung (it is then ended and
+ * restarted like a crashed one). Far above any real batch: a hung native call, not a slow one.
+ */
+export const DEFAULT_HANG_MS = 120_000;
+
+/** Starts a worker and loads `source` in it; `died` settles on its end (error, hang, load failure). */
+function spawn(
+  source: Source,
+  threads: number | undefined,
+  name: string,
+  hangMs: number,
+): Promise<Session> {
   const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
   const waiting = new Map<
     number,
     { resolve: (r: PredictResult) => void; reject: (e: Error) => void }
   >();
   let onDied = (_e: Error) => {};
+  let hung = (_ms: number) => {};
   const s: Session = {
     info: undefined as unknown as Session["info"],
     worker,
@@ -69,7 +85,9 @@ function spawn(source: Source, threads: number | undefined, name: string): Promi
     call: (msg) =>
       new Promise<PredictResult>((resolve, reject) => {
         if (s.dead) return reject(s.dead);
-        waiting.set(msg.id, { resolve, reject });
+        const timer = setTimeout(() => hung(hangMs), hangMs);
+        const done = <T>(f: (x: T) => void) => (x: T) => (clearTimeout(timer), f(x));
+        waiting.set(msg.id, { resolve: done(resolve), reject: done(reject) });
         worker.postMessage(msg);
       }),
   };
@@ -85,6 +103,14 @@ function spawn(source: Source, threads: number | undefined, name: string): Promi
     };
     const crashed = (why: string) =>
       die(new ModelUnavailableError(s.info?.id ?? name, `its worker crashed (${why})`, true));
+    hung = (ms) =>
+      die(
+        new ModelUnavailableError(
+          s.info?.id ?? name,
+          `its worker hung (no answer in ${ms} ms)`,
+          true,
+        ),
+      );
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
       crashed(e.message);
@@ -107,25 +133,28 @@ function spawn(source: Source, threads: number | undefined, name: string): Promi
   });
 }
 
-/** Test hook: makes a worker-backed classifier's worker crash; settles once the death is seen. */
-const crashHooks = new WeakMap<Classifier, () => Promise<unknown>>();
-export function crashWorkerForTest(c: Classifier): Promise<unknown> {
+/** Test hook: makes a worker-backed classifier's worker crash (or hang, stuck in a loop);
+ * a crash settles once the death is seen, a hang at once. */
+const crashHooks = new WeakMap<Classifier, (how: "crash" | "hang") => Promise<unknown>>();
+export function crashWorkerForTest(c: Classifier, how: "crash" | "hang" = "crash") {
   const crash = crashHooks.get(c);
   if (!crash) throw new Error(`${c.id} is not a worker-backed classifier`);
-  return crash();
+  return crash(how);
 }
 
 /**
- * Opens `source` (as loadClassifier does) in a worker of its own. A worker that dies fails its
- * pending calls; the next call restarts it once (reloading `source`). If it dies again or cannot
- * reload, the model is unavailable for good (`unavailable()` says why).
+ * Opens `source` (as loadClassifier does) in a worker of its own. A worker that dies, or leaves a
+ * call unanswered for `hangMs`, fails its pending calls; the next call restarts it once
+ * (reloading `source`). If it dies again or cannot reload, the model is unavailable for good
+ * (`unavailable()` says why).
  */
 export async function loadClassifierInWorker(
   source: Source,
-  opts: Pick<LoadOptions, "threads"> = {},
+  opts: Pick<LoadOptions, "threads"> & { hangMs?: number } = {},
 ): Promise<Classifier> {
   const name = typeof source === "string" ? source : source.onnxPath;
-  let session = await spawn(source, opts.threads, name);
+  const hangMs = opts.hangMs ?? DEFAULT_HANG_MS;
+  let session = await spawn(source, opts.threads, name, hangMs);
   const id = session.info.id;
   let restart: Promise<Session> | null = null;
   let unavailable: string | null = null;
@@ -133,7 +162,7 @@ export async function loadClassifierInWorker(
   const live = async (): Promise<Session> => {
     if (unavailable !== null) throw new ModelUnavailableError(id, unavailable);
     if (!session.dead) return session;
-    restart ??= spawn(source, opts.threads, name).then((s) => {
+    restart ??= spawn(source, opts.threads, name, hangMs).then((s) => {
       s.died.then(markDown);
       return (session = s);
     }, (e) => {
@@ -155,9 +184,9 @@ export async function loadClassifierInWorker(
       session.worker.terminate();
     },
   };
-  crashHooks.set(classifier, () => {
-    session.worker.postMessage({ kind: "crash" } satisfies CrashMsg);
-    return session.died;
+  crashHooks.set(classifier, (how) => {
+    session.worker.postMessage({ kind: how } satisfies CrashMsg | HangMsg);
+    return how === "crash" ? session.died : Promise.resolve();
   });
   return classifier;
 }
@@ -167,9 +196,12 @@ export async function loadClassifierInWorker(
 const self_ = globalThis as any;
 if (typeof self_.WorkerGlobalScope !== "undefined" && self_ instanceof self_.WorkerGlobalScope) {
   let classifier: Classifier | null = null;
-  self_.onmessage = async (e: MessageEvent<LoadMsg | PredictMsg | CloseMsg | CrashMsg>) => {
+  self_.onmessage = async (
+    e: MessageEvent<LoadMsg | PredictMsg | CloseMsg | CrashMsg | HangMsg>,
+  ) => {
     const msg = e.data;
-    if (msg.kind === "crash") {
+    if (msg.kind === "crash" || msg.kind === "hang") {
+      while (msg.kind === "hang") { /* as a native call that never returns */ }
       setTimeout(() => {
         throw new Error("crash requested by a test");
       });
