@@ -132,6 +132,7 @@ Deno.test({
     const serve = (...a: string[]) =>
       cli("serve.ts", ["--model", "/nonexistent/x.onnx", ...a], env);
     assertCleanError(await serve("--port", "99999"), 2, "serve", "--port", "99999");
+    assertCleanError(await serve("--max-buffered-mb", "0"), 2, "serve", "--max-buffered-mb");
     const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
       const port = String((taken.addr as Deno.NetAddr).port);

@@ -34,6 +34,8 @@ const USAGE = `usage: deno task serve [options]
   --allow-host <name>   also answer requests for this Host name (repeatable; IP addresses
                         and localhost always pass, other names get 421: DNS-rebinding guard)
   --max-upload-mb <n>   upload limit in MB (default 20)
+  --max-buffered-mb <n> upload bytes held in memory at once, all requests together; a new
+                        upload past it gets 503 (default 8 x --max-upload-mb)
   --max-megapixels <n>  image size limit (default 50)
   --concurrency <n>     predictions at once (default 2)
   --queue <n>           waiting requests before 503 (default 64)
@@ -177,6 +179,7 @@ export async function main(args: string[]): Promise<number> {
         host: { type: "string" },
         port: { type: "string" },
         "max-upload-mb": { type: "string" },
+        "max-buffered-mb": { type: "string" },
         "max-megapixels": { type: "string" },
         concurrency: { type: "string" },
         queue: { type: "string" },
@@ -207,6 +210,7 @@ export async function main(args: string[]): Promise<number> {
     opts = {
       port: numberFlag("port", values.port, { integer: true, min: 0, below: 65536 }) ?? 8080,
       maxBytes: positive("max-upload-mb", values["max-upload-mb"], 20) * 1024 * 1024,
+      maxBufferedMb: numberFlag("max-buffered-mb", values["max-buffered-mb"], { above: 0 }),
       maxPixels: positive("max-megapixels", values["max-megapixels"], 50) * 1e6,
       concurrency: positive("concurrency", values.concurrency, 2),
       queue: positive("queue", values.queue, 64, true),
@@ -261,6 +265,9 @@ export async function main(args: string[]): Promise<number> {
       port: opts.port,
       allowedHosts: values["allow-host"] ?? [],
       limits: { maxBytes: opts.maxBytes, maxPixels: opts.maxPixels },
+      maxBufferedBytes: opts.maxBufferedMb === undefined
+        ? undefined
+        : opts.maxBufferedMb * 1024 * 1024,
       maxConcurrent: opts.concurrency,
       maxQueue: opts.queue,
       batching: opts.maxBatch > 1 ? { maxBatch: opts.maxBatch, windowMs: opts.windowMs } : null,
