@@ -176,6 +176,18 @@ Deno.test("ensemble: served as ?model=ensemble over its members", opts, async ()
     });
     assert.equal(ens.net, "ensemble");
     assert.equal(ens.threshold.value, built.evaluation.threshold.value);
+    // A member that is not served already is opened by the caller's loader (serve: a worker).
+    const opened: string[] = [];
+    const alone = await loadClassifier(built.runDir, {
+      loaded: new Map([[members[0], a]]),
+      loadMember: (
+        dir,
+      ) => (opened.push(dir), Promise.resolve(fake("resnet50-run", "resnet50", 0.7))),
+    });
+    assert.deepEqual(opened, [members[1]]);
+    const image = new Float32Array(224 * 224 * 3);
+    assert.ok(Math.abs((await alone.predict(image, 1)).prob[0] - 0.45) < 1e-6);
+    await alone.close();
     const server = await startServer({ classifiers: [a, b, ens], port: 0 });
     try {
       const jpeg = await (await import("sharp")).default({

@@ -112,14 +112,16 @@ async function loadAll(
     typeof s === "string" && existsSync(new RunFolder(s).ensembleMetaPath);
   sources.sort((a, b) => Number(isEnsemble(a)) - Number(isEnsemble(b)));
   const skipped: string[] = [];
+  const inWorker = (s: string | { onnxPath: string }) =>
+    loadClassifierInWorker(s, { threads, hangMs });
   for (const s of sources) {
     const name = typeof s === "string" ? s : s.onnxPath;
     try {
       // A single net runs in a worker of its own, so inference never stalls the server's thread;
-      // an ensemble calls its members (those workers when they are served too).
+      // an ensemble calls its members: the served ones' workers, or workers of their own.
       const c = isEnsemble(s)
-        ? await loadClassifier(s, { threads, loaded })
-        : await loadClassifierInWorker(s, { threads, hangMs });
+        ? await loadClassifier(s, { threads, loaded, loadMember: inWorker })
+        : await inWorker(s);
       // The demo is untrained whatever an older cached copy's classifier.json says.
       if (s === demoDir) c.meta = { ...c.meta, untrained: true };
       if (typeof s === "string" && c.net !== "ensemble") loaded.set(resolve(s), c);

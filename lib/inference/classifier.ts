@@ -33,6 +33,9 @@ export interface LoadOptions {
   threads?: number;
   /** Classifiers already open, by resolved run directory: an ensemble reuses them. */
   loaded?: Map<string, Classifier>;
+  /** How an ensemble opens a member not in `loaded` (default: loadClassifier, on this thread;
+   * a server passes a worker-backed loader so no member blocks its thread). */
+  loadMember?: (dir: string) => Promise<Classifier>;
 }
 
 /** Whether `dir` holds something loadClassifier can open (a classifier or an ensemble). */
@@ -54,7 +57,8 @@ async function loadEnsemble(dir: string, opts: LoadOptions): Promise<Classifier>
   try {
     for (const m of memberDirs(dir, meta)) {
       const shared = opts.loaded?.get(m);
-      const c = shared ?? await loadClassifier(m, { threads: opts.threads });
+      const c = shared ??
+        await (opts.loadMember ? opts.loadMember(m) : loadClassifier(m, { threads: opts.threads }));
       if (!shared) owned.push(c);
       members.push(c);
     }
