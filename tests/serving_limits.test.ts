@@ -205,3 +205,41 @@ Deno.test("limits: requests node's parser refuses get a JSON error, not a bare s
     assert.equal(slow.json.error.code, "request_timeout");
   });
 });
+
+for (const batching of [null, { maxBatch: 16, windowMs: 10 }]) {
+  Deno.test(
+    `limits: a client that hangs up while queued frees its place; its image never reaches the model${
+      batching ? " (batching)" : ""
+    }`,
+    async () => {
+      const png = new Uint8Array(
+        await sharp({ create: { width: 64, height: 64, channels: 3, background: "#777" } }).png()
+          .toBuffer(),
+      );
+      const slow = fakeClassifier("densenet121", "slow", { delayMs: 400 });
+      await withServer(
+        { classifiers: [slow], maxConcurrent: 1, maxQueue: 3, batching },
+        async ({ url }) => {
+          const first = postPng(url, png); // holds the only slot for 400 ms
+          await sleep(50);
+          const gone = new AbortController();
+          const second = fetch(`${url}/v1/predict`, {
+            method: "POST",
+            body: png,
+            headers: { "content-type": "image/png" },
+            signal: gone.signal,
+          }).catch((e) => e);
+          await sleep(100);
+          gone.abort(); // while it waits for the slot (or its batch)
+          assert.equal((await first).status, 200);
+          assert.ok((await second) instanceof Error);
+          await sleep(500); // long enough for the model to have run it, had it stayed
+          assert.equal(slow.images, 1, "only the first image reached the model");
+          const r = await readyz(url);
+          assert.equal(r.queued, 0, JSON.stringify(r));
+          assert.equal(r.active, 0, JSON.stringify(r));
+        },
+      );
+    },
+  );
+}

@@ -96,7 +96,10 @@ export class ConcurrencyLimiter {
 }
 
 /** A signal that aborts with a 504 HttpError `timeoutMs` from now (never when infinite). */
-export function deadlineSignal(timeoutMs: number): { signal: AbortSignal; clear(): void } {
+export function deadlineSignal(
+  timeoutMs: number,
+  client?: AbortSignal,
+): { signal: AbortSignal; clear(): void } {
   const ctl = new AbortController();
   const timer = Number.isFinite(timeoutMs)
     ? setTimeout(
@@ -104,7 +107,19 @@ export function deadlineSignal(timeoutMs: number): { signal: AbortSignal; clear(
       timeoutMs,
     )
     : undefined;
-  return { signal: ctl.signal, clear: () => clearTimeout(timer) };
+  // A client that hung up: its queue place and the rest of its work go to others (nginx's 499;
+  // nobody reads the answer).
+  const hungUp = () =>
+    ctl.abort(new HttpError(499, "client_closed", "the client closed the connection"));
+  if (client?.aborted) hungUp();
+  else client?.addEventListener("abort", hungUp, { once: true });
+  return {
+    signal: ctl.signal,
+    clear: () => {
+      clearTimeout(timer);
+      client?.removeEventListener("abort", hungUp);
+    },
+  };
 }
 
 /** Rejects with the signal's reason when it aborts; never settles otherwise. */

@@ -274,9 +274,9 @@ async function answerBatched(
   bytes: Uint8Array,
   header: UploadHeader,
   batchers: BatcherSet,
+  deadline: { signal: AbortSignal },
   t0: number,
 ): Promise<Response> {
-  const deadline = deadlineSignal(deps.timeoutMs);
   // Tell each batcher this request is coming, so it waits for it (within its window).
   const withdraw = p.selected.map((m) => batchers.of(m.classifier).expect());
   try {
@@ -319,7 +319,6 @@ async function answerBatched(
     });
   } finally {
     withdraw.forEach((f) => f());
-    deadline.clear();
   }
 }
 
@@ -342,11 +341,16 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
         account,
       });
       const header = await inspectUpload(bytes, deps.limits);
-      if (batchers) return await answerBatched(deps, p, bytes, header, batchers, t0);
-      return await deps.limiter.run(
-        (signal) => answer(deps, p, bytes, header, signal, t0),
-        deps.timeoutMs,
-      );
+      const deadline = deadlineSignal(deps.timeoutMs, req.signal);
+      try {
+        if (batchers) return await answerBatched(deps, p, bytes, header, batchers, deadline, t0);
+        return await deps.limiter.run(
+          (signal) => answer(deps, p, bytes, header, signal, t0),
+          deadline.signal,
+        );
+      } finally {
+        deadline.clear();
+      }
     } finally {
       account.release();
     }
