@@ -13,7 +13,7 @@
  * `block1_conv1_W_1:0`); shapes are always checked.
  */
 import h5wasm from "h5wasm/node";
-import type { File as H5File, Group } from "h5wasm/node";
+import type { Dataset, File as H5File, Group } from "h5wasm/node";
 import { resolve } from "node:path";
 import type { NetWeights, WeightKind, WeightTensor } from "../spec.ts";
 import type { WeightLayout } from "../layout.ts";
@@ -275,37 +275,14 @@ function readLayer(
   const where = fileLayer.name === entry.layer
     ? `layer ${entry.layer}`
     : `layer ${entry.layer} (file layer ${fileLayer.name})`;
+  const fail = (why: string) => new WeightsFileError(path, `${where}: ${why}`, entry.layer);
   const names = fileLayer.weightNames;
-  const group = fileLayer.group;
-  const datasets = names.map((name) => {
-    let dataset: unknown;
-    try {
-      dataset = group.get(name);
-    } catch (error) {
-      throw new WeightsFileError(
-        path,
-        `${where}: cannot read weight ${name}: ${hdf5Reason(error)}`,
-        entry.layer,
-      );
-    }
-    if (!(dataset instanceof h5wasm.Dataset)) {
-      throw new WeightsFileError(
-        path,
-        `${where}: weight ${name} is listed in weight_names but missing`,
-        entry.layer,
-      );
-    }
-    return dataset;
-  });
+  const datasets = names.map((name) => openDataset(fileLayer.group, name, fail));
   const expected = entry.weights.map((w) => `${w.kind} ${formatShape(w.shape)}`).join(", ");
   const found = () =>
     names.map((n, i) => `${n} ${formatShape(datasets[i].shape)}`).join(", ") || "no weights";
   if (names.length !== entry.weights.length) {
-    throw new WeightsFileError(
-      path,
-      `${where}: expected ${entry.weights.length} weights (${expected}), file has ${found()}`,
-      entry.layer,
-    );
+    throw fail(`expected ${entry.weights.length} weights (${expected}), file has ${found()}`);
   }
   // By kind when every file name states a distinct kind the layout wants, else by position.
   const kinds = names.map(kindFromWeightName);
@@ -314,41 +291,59 @@ function readLayer(
   const tensors: Partial<Record<WeightKind, WeightTensor>> = {};
   entry.weights.forEach((w, position) => {
     const index = byKind ? kinds.indexOf(w.kind) : position;
-    const dataset = datasets[index];
-    const shape = dataset.shape ?? [];
+    const shape = datasets[index].shape ?? [];
     if (shape.length !== w.shape.length || shape.some((d, i) => d !== w.shape[i])) {
-      throw new WeightsFileError(
-        path,
-        `${where}: ${w.kind} has shape ${formatShape(shape)} in the file (${names[index]}), ` +
-          `the model expects ${formatShape(w.shape)}; layer weights: expected ${expected}, ` +
-          `file has ${found()}`,
-        entry.layer,
+      throw fail(
+        `${w.kind} has shape ${formatShape(shape)} in the file (${names[index]}), the model ` +
+          `expects ${
+            formatShape(w.shape)
+          }; layer weights: expected ${expected}, file has ${found()}`,
       );
     }
-    let value: unknown;
-    try {
-      value = dataset.value;
-    } catch (error) {
-      throw new WeightsFileError(
-        path,
-        `${where}: cannot read ${names[index]}: ${hdf5Reason(error)} (truncated or corrupt file?)`,
-        entry.layer,
-      );
-    }
-    const size = w.shape.reduce((a, b) => a * b, 1);
-    if (!ArrayBuffer.isView(value) || (value as Float32Array).length !== size) {
-      throw new WeightsFileError(
-        path,
-        `${where}: ${names[index]} is not a numeric array of ${size} values`,
-        entry.layer,
-      );
-    }
-    const data = value instanceof Float32Array
-      ? value
-      : Float32Array.from(value as unknown as ArrayLike<number>);
+    const data = readValues(datasets[index], names[index], w.shape, fail);
     tensors[w.kind] = { shape: [...w.shape], data };
   });
   return tensors;
+}
+
+/** The dataset `name` of a layer group (listed in its weight_names). */
+function openDataset(
+  group: FileLayer["group"],
+  name: string,
+  fail: (why: string) => Error,
+): Dataset {
+  let dataset: unknown;
+  try {
+    dataset = group.get(name);
+  } catch (error) {
+    throw fail(`cannot read weight ${name}: ${hdf5Reason(error)}`);
+  }
+  if (!(dataset instanceof h5wasm.Dataset)) {
+    throw fail(`weight ${name} is listed in weight_names but missing`);
+  }
+  return dataset;
+}
+
+/** A dataset's values as float32, checked to hold exactly the `shape`'s count of numbers. */
+function readValues(
+  dataset: Dataset,
+  name: string,
+  shape: number[],
+  fail: (why: string) => Error,
+): Float32Array {
+  let value: unknown;
+  try {
+    value = dataset.value;
+  } catch (error) {
+    throw fail(`cannot read ${name}: ${hdf5Reason(error)} (truncated or corrupt file?)`);
+  }
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (!ArrayBuffer.isView(value) || (value as Float32Array).length !== size) {
+    throw fail(`${name} is not a numeric array of ${size} values`);
+  }
+  return value instanceof Float32Array
+    ? value
+    : Float32Array.from(value as unknown as ArrayLike<number>);
 }
 
 /** Options for `writeKerasH5`. */
