@@ -25,6 +25,13 @@ Deno.test("report: md + self-contained html with table rows, not-ImageNet label,
       seed: 2,
       protocol: "seed",
     });
+    // Run a trained with the defences; b before them (no fields: intensity off, no views).
+    const aConfig = join(a, "config.json");
+    const aSaved = JSON.parse(await Deno.readTextFile(aConfig));
+    await Deno.writeTextFile(
+      aConfig,
+      JSON.stringify({ ...aSaved, intensity: "equalize", augmentViews: 1 }),
+    );
     // a Grad-CAM example (any PNG will do for the report)
     await Deno.mkdir(join(b, "gradcam"));
     const cam = svgToPng(
@@ -49,6 +56,8 @@ Deno.test("report: md + self-contained html with table rows, not-ImageNet label,
     );
     assert.match(mdText, /\| \*\*DenseNet121\*\* \| imagenet \| test[^|]*\(16: 12\/4\)/);
     assert.match(mdText, /sens95, from validation/);
+    assert.match(mdText, /VGG16 ⚠ not ImageNet\*\* \|[^\n]*\| quick · equalize · 1 view \|/);
+    assert.match(mdText, /DenseNet121\*\* \|[^\n]*\| quick · off · 0 views \|/);
     assert.match(mdText, /\d+\.\d% \[\d+\.\d%–\d+\.\d%\]/, "CI brackets");
     assert.match(mdText, /NOT IMAGENET: VGG16/);
     assert.match(mdText, /Small test set \(DenseNet121, n = 16\)/);

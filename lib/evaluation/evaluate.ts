@@ -79,6 +79,11 @@ export interface RunConfigView {
   profile?: string;
   protocol?: string;
   thresholdMethod?: string;
+  /** Absent in runs made before these options (then off and 0). */
+  intensity?: string;
+  augmentViews?: number;
+  /** An ensemble's member run ids (its members carry their own preprocessing). */
+  members?: string[];
   weights?: {
     choice?: string;
     source?: string;

@@ -404,6 +404,15 @@ async function pairedBlocks(runs: RunSummary[]): Promise<Block[]> {
   return blocks;
 }
 
+/** "full · equalize · 1 view": what a run's training saw (an ensemble: its members' own). */
+function trainingLabel(config: RunConfigView | null): string {
+  if (!config) return "unknown";
+  const profile = config.profile ?? "unknown";
+  if (config.members) return `${profile} · members' own`;
+  const views = config.augmentViews ?? 0;
+  return `${profile} · ${config.intensity ?? "off"} · ${views} view${views === 1 ? "" : "s"}`;
+}
+
 /** "sens95, from validation", or the site profile the threshold came from. */
 function profileNote(t: Evaluation["threshold"]): string {
   return t.profile && t.profile !== "validation"
@@ -439,7 +448,7 @@ export async function buildReport(
     "Model",
     "Weights",
     "Split (n: pneumonia/normal)",
-    "Training profile",
+    "Training (profile · intensity · views)",
     "Threshold (method)",
     "Accuracy [95% CI]",
     "ROC-AUC [95% CI]",
@@ -458,7 +467,7 @@ export async function buildReport(
         `${splitName(key)}${
           key === "val" ? " (not a test estimate)" : ""
         } (${m.n}: ${m.positives}/${m.negatives})`,
-        r.config?.profile ?? "unknown",
+        trainingLabel(r.config),
         `${num(r.evaluation.threshold.value)} (${profileNote(r.evaluation.threshold)})`,
         withCi(s, "accuracy", true),
         withCi(s, "rocAuc", false),
