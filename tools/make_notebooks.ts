@@ -201,8 +201,8 @@ function cells(t: NetText): Cell[] {
         '  weights: "imagenet", // "imagenet" | "formula" | "none" | "path/to/weights.h5"\n' +
         '  mlflow: "", // "" (outputs/mlruns) | "http://127.0.0.1:5000" | "off"\n' +
         '  protocol: "patient", // "patient" (honest) | "seed" (the original swap of val/test)\n' +
-        '  intensity: "off", // "off" | "equalize" | "clahe": normalisation, also when served\n' +
-        "  augmentViews: 0, // K augmented views per training image, cached (0: none)\n" +
+        '  intensity: "equalize", // "off" | "equalize" | "clahe": normalisation, also when served\n' +
+        "  // augmentViews: 2, // K augmented views per training image, cached (default: 1 in full, 0 in quick)\n" +
         "});\n" +
         "await cxr.show(cxr.settingsView(settings));",
     ),
@@ -239,9 +239,10 @@ function cells(t: NetText): Cell[] {
             "`for layer in base.layers[i:]: layer.trainable = True`); `phase2.lr` is its " +
             "(much lower) learning rate, so that the pretrained filters move gently.\n"
           : "- `phase2: null`: VGG16's base stays frozen (the original baseline).\n") +
-        "- `augmentViews`: augmented views per training image (small shifts, rotations, " +
-        "contrast), each computed once through the frozen base and cached; each epoch draws " +
-        "one view per image; 0 = none.",
+        "- `augmentViews`: augmented views per training image (crops up to 1.5x, small " +
+        "rotations and shifts, contrast, blur, noise), each computed once through the frozen " +
+        "base and cached; each epoch draws one view per image; 0 = none, the full profile's " +
+        "default is 1.",
     ),
     code(
       "const config = cxr.trainingConfig(settings, {\n" +
@@ -251,7 +252,7 @@ function cells(t: NetText): Cell[] {
         (hasPhase2
           ? `  phase2: { unfreezeFrom: ${unfreeze}, lr: 1e-5 },\n`
           : '  phase2: null, // try { unfreezeFrom: "block5_conv3", epochs: 2 }\n') +
-        "  augmentViews: settings.augmentViews, // the settings' value (CXR_AUGMENT_VIEWS); e.g. 2\n" +
+        "  augmentViews: settings.augmentViews, // the settings' value (CXR_AUGMENT_VIEWS), else the profile's\n" +
         '  thresholdMethod: "sens95", // "sens95" | "youden" | "0.5"\n' +
         "});\n" +
         "await cxr.show(cxr.configView(config));",
