@@ -89,7 +89,9 @@ Deno.test("report: paired comparison section, training profile and n in every ro
       l.startsWith("| **") && l.includes("from validation")
     );
     assert.deepEqual(mainRows.length, 2);
-    for (const row of mainRows) assert.ok(/\(400: \d+\/\d+\) \| quick \|/.test(row), row);
+    for (const row of mainRows) {
+      assert.ok(/\(400: \d+\/\d+\) \| quick · off · 0 views \|/.test(row), row);
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }
