@@ -10,6 +10,7 @@ import { chooseThreshold } from "../lib/evaluation/threshold.ts";
 import type { Classifier } from "../lib/inference/classifier.ts";
 import { loadClassifier } from "../lib/inference/classifier.ts";
 import { combineProbs } from "../lib/inference/ensemble.ts";
+import { intensityOf } from "../lib/serving/models.ts";
 import { startServer } from "../lib/serving/server.ts";
 import { mulberry32 } from "../lib/util/random.ts";
 
@@ -185,6 +186,17 @@ Deno.test("ensemble: served as ?model=ensemble over its members", opts, async ()
       ) => (opened.push(dir), Promise.resolve(fake("resnet50-run", "resnet50", 0.7))),
     });
     assert.deepEqual(opened, [members[1]]);
+    // The answer names the members' normalisation: shared, or "per member" when they differ.
+    const eqA = { ...a, intensity: "equalize" as const };
+    const eqB = { ...b, intensity: "equalize" as const };
+    const same = await loadClassifier(built.runDir, {
+      loaded: new Map([[members[0], eqA], [members[1], eqB]]),
+    });
+    assert.equal(intensityOf(same), "equalize");
+    const mixed = await loadClassifier(built.runDir, {
+      loaded: new Map([[members[0], eqA], [members[1], b]]),
+    });
+    assert.equal(intensityOf(mixed), "per member");
     const image = new Float32Array(224 * 224 * 3);
     assert.ok(Math.abs((await alone.predict(image, 1)).prob[0] - 0.45) < 1e-6);
     await alone.close();

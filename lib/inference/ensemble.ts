@@ -111,6 +111,10 @@ export function ensembleClassifier(
   members: Classifier[],
   owned: Classifier[],
 ): Classifier {
+  // Each member normalises its own input; the ensemble's answer names their mode when they
+  // share one (and none, "per member", when they do not).
+  const modes = new Set(members.map((m) => m.intensity ?? "off"));
+  const shared = modes.size === 1 ? [...modes][0] : undefined;
   return {
     id: meta.runId,
     net: ENSEMBLE_NET,
@@ -129,11 +133,11 @@ export function ensembleClassifier(
       inputs: members[0].meta.inputs,
       outputs: [],
       gradcamTail: null,
-      intensity: "off",
+      intensity: shared ?? "off",
       members: meta.members,
       combine: meta.combine,
     },
-    intensity: "off",
+    intensity: shared,
     async predict(images: Float32Array, n: number): Promise<PredictResult> {
       const probs: Float32Array[] = [];
       for (const m of members) probs.push((await m.predict(images, n)).prob);

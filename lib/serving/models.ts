@@ -70,6 +70,11 @@ export function weightsOf(c: Classifier) {
   return { ...c.weights, notImageNet: !c.weights.isImageNet };
 }
 
+/** The normalisation a model's input goes through; an ensemble of mixed members: "per member". */
+export function intensityOf(c: Classifier): string {
+  return c.intensity ?? (c.meta?.members ? "per member" : "off");
+}
+
 /** True for demo packages never trained on labelled images (their outputs mean nothing). */
 export function untrainedOf(c: Classifier): boolean {
   return c.meta?.untrained === true;
@@ -162,7 +167,7 @@ export class ModelRegistry {
       untrained: untrainedOf(c),
       gradcam: c.gradcamLayer !== null,
       gradcamLayer: c.gradcamLayer,
-      intensity: c.intensity ?? "off",
+      intensity: intensityOf(c),
       ...(c.meta?.members ? { members: c.meta.members, combine: c.meta.combine } : {}),
     };
   }

@@ -84,8 +84,9 @@ const untrainedSchema = {
 
 const intensitySchema = {
   type: "string",
-  enum: ["off", "equalize", "clahe"],
-  description: "Intensity normalisation the model applies to the decoded image (as in training).",
+  enum: ["off", "equalize", "clahe", "per member"],
+  description: "Intensity normalisation the model applies to the decoded image (as in training); " +
+    "an ensemble: its members' shared mode, or `per member` when they differ.",
 };
 
 const modelSchema = {

@@ -13,6 +13,7 @@ import { HttpError, jsonResponse } from "./errors.ts";
 import { type BodyBudget, type ConcurrencyLimiter, deadlineSignal } from "./limiter.ts";
 import type { BatcherSet, ItemResult } from "./batcher.ts";
 import {
+  intensityOf,
   type ModelEntry,
   type ModelRegistry,
   thresholdOf,
@@ -161,7 +162,7 @@ function resultOf(
     threshold: thresholdOf(m, threshold),
     weights: weightsOf(c),
     untrained: untrainedOf(c),
-    intensity: c.intensity ?? "off",
+    intensity: intensityOf(c),
     latency_ms: 0,
   };
 }
