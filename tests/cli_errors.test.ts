@@ -153,7 +153,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cli errors: serve skips an incomplete run folder with a warning and serves the rest",
+  name:
+    "cli errors: serve skips an incomplete run folder with a warning and serves the rest (within --max-buffered-mb)",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -168,7 +169,9 @@ Deno.test({
     const onnx = await Deno.readFile(join(runs, "good-run", "classifier.onnx"));
     await Deno.mkdir(join(runs, "broken-run"));
     await Deno.writeFile(join(runs, "broken-run", "classifier.onnx"), onnx.subarray(0, 1000));
-    const child = spawn("serve.ts", ["--port", "0", "--quiet"], { CXR_OUTPUTS: outputs }).spawn();
+    const child = spawn("serve.ts", ["--port", "0", "--quiet", "--max-buffered-mb", "0.5"], {
+      CXR_OUTPUTS: outputs,
+    }).spawn();
     const errText = new Response(child.stderr).text();
     try {
       const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -190,6 +193,14 @@ Deno.test({
       assert.deepEqual(ready?.status, 200);
       const models = await (await fetch(`${url}/v1/models`)).json();
       assert.deepEqual(models.models.length, 1, "the good run is served");
+      // --max-buffered-mb 0.5: one 1 MB upload is more than all uploads together may hold.
+      const big = await fetch(`${url}/v1/predict`, {
+        method: "POST",
+        body: new Uint8Array(1024 * 1024),
+        headers: { "content-type": "image/png" },
+      });
+      assert.deepEqual(big.status, 503);
+      assert.match((await big.json()).error.message, /of 524288;/);
       await reader.cancel();
     } finally {
       child.kill("SIGTERM");
