@@ -128,9 +128,11 @@ export async function main(args: string[]): Promise<number> {
     });
     const val = r.evaluation?.splits.val?.metrics;
     console.log(
-      `${config.net}: ${r.skipped ? "skipped (finished)" : "trained"} in ${
-        ((performance.now() - start) / 1000).toFixed(0)
-      } s, val ROC-AUC ${val ? val.rocAuc.toFixed(4) : "?"} (${r.evaluation?.weightsLabel ?? ""})`,
+      `${config.net}: ${
+        r.skipped ? "skipped (finished)" : "trained"
+      } in ${seconds} s, val ROC-AUC ${val ? val.rocAuc.toFixed(4) : "?"} (${
+        r.evaluation?.weightsLabel ?? ""
+      })`,
     );
   }
   for (const dir of runDirs) {

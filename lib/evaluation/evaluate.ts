@@ -82,8 +82,8 @@ export interface RunConfigView {
   /** Absent in runs made before these options (then off and 0). */
   intensity?: string;
   augmentViews?: number;
-  /** An ensemble's member run ids (its members carry their own preprocessing). */
-  members?: string[];
+  /** An ensemble's members (each carries its own preprocessing). */
+  members?: { runId: string; net?: string; intensity?: string; augmentViews?: number }[];
   weights?: {
     choice?: string;
     source?: string;

@@ -76,7 +76,7 @@ function spawn(
     { resolve: (r: PredictResult) => void; reject: (e: Error) => void }
   >();
   let onDied = (_e: Error) => {};
-  let hung = (_ms: number) => {};
+  let hung = () => {};
   const s: Session = {
     info: undefined as unknown as Session["info"],
     worker,
@@ -85,7 +85,7 @@ function spawn(
     call: (msg) =>
       new Promise<PredictResult>((resolve, reject) => {
         if (s.dead) return reject(s.dead);
-        const timer = setTimeout(() => hung(hangMs), hangMs);
+        const timer = setTimeout(() => hung(), hangMs);
         const done = <T>(f: (x: T) => void) => (x: T) => (clearTimeout(timer), f(x));
         waiting.set(msg.id, { resolve: done(resolve), reject: done(reject) });
         worker.postMessage(msg);
@@ -103,11 +103,11 @@ function spawn(
     };
     const crashed = (why: string) =>
       die(new ModelUnavailableError(s.info?.id ?? name, `its worker crashed (${why})`, true));
-    hung = (ms) =>
+    hung = () =>
       die(
         new ModelUnavailableError(
           s.info?.id ?? name,
-          `its worker hung (no answer in ${ms} ms)`,
+          `its worker hung (no answer in ${hangMs} ms)`,
           true,
         ),
       );

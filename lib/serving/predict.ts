@@ -275,7 +275,7 @@ async function answerBatched(
   bytes: Uint8Array,
   header: UploadHeader,
   batchers: BatcherSet,
-  deadline: { signal: AbortSignal },
+  deadline: AbortSignal,
   t0: number,
 ): Promise<Response> {
   // Tell each batcher this request is coming, so it waits for it (within its window).
@@ -285,11 +285,11 @@ async function answerBatched(
       const img = await decodeUpload(bytes, header, deps.limits, IMAGE_SIZE);
       const verdict = assessInput(deps.guard ?? null, img.rgb, img.dicom?.tags);
       return { img, verdict, image: await imageBlock(img, p.gradcam) };
-    }, deadline.signal);
+    }, deadline);
     const withhold = !verdict.ok && !p.force;
     const t1 = performance.now();
     const outs = p.selected.map((m) =>
-      withhold ? null : batchers.of(m.classifier).predict(img.rgb, deadline.signal)
+      withhold ? null : batchers.of(m.classifier).predict(img.rgb, deadline)
     );
     withdraw.forEach((f) => f());
     for (const o of outs) o?.catch(() => {}); // one rejection answers; the others are moot
@@ -309,7 +309,7 @@ async function answerBatched(
     };
     // Grad-CAM is heavy (a backward pass): it runs in a slot like the decode.
     const results = p.gradcam && !withhold
-      ? await deps.limiter.run(finish, deadline.signal)
+      ? await deps.limiter.run(finish, deadline)
       : await finish();
     return jsonResponse({
       image,
@@ -344,7 +344,9 @@ export function predictRoute(deps: PredictDeps): (req: Request, url: URL) => Pro
       const header = await inspectUpload(bytes, deps.limits);
       const deadline = deadlineSignal(deps.timeoutMs, req.signal);
       try {
-        if (batchers) return await answerBatched(deps, p, bytes, header, batchers, deadline, t0);
+        if (batchers) {
+          return await answerBatched(deps, p, bytes, header, batchers, deadline.signal, t0);
+        }
         return await deps.limiter.run(
           (signal) => answer(deps, p, bytes, header, signal, t0),
           deadline.signal,
